@@ -1,0 +1,207 @@
+"""Writes the demo scene folder: training video, labels, estimated flow, held-out views and ground truth.
+
+Folder layout (all paths relative to the scene root, ``i`` = training frame, ``c`` = pose index):
+
+* ``transforms.json`` - the scene description (see :mod:`semflow_ns.data.scene_format`);
+* ``images/{i:05d}.png``, ``semantics/{i:05d}.png``, ``instances/{i:05d}.png`` - the training video;
+* ``flow/{i:05d}_fwd.npz``, ``flow/{i:05d}_bwd.npz`` - optical flow *estimated from the rendered images*
+  with :mod:`semflow_ns.data.optical_flow`, exactly as for a real video;
+* ``eval/{images,semantics,instances}/t{i:05d}_c{c:05d}.png`` and ``eval/depth/t{i:05d}_c{c:05d}.npy`` -
+  time ``i`` seen from the training pose ``c``;
+* ``gt/flow/{i:05d}_fwd.npy`` - analytic forward flow float32 [H, W, 2], for evaluation only.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.progress import Progress
+
+from semflow_ns.data.demo.config import DEMO_VERSION, DemoSceneConfig, eval_camera_indices, eval_time_indices
+from semflow_ns.data.demo.render import RenderedView, ground_truth_flow, render_view
+from semflow_ns.data.demo.scene import CLASSES, ROOM_HI, ROOM_LO, DemoWorld, build_world, camera_pose, intrinsics
+from semflow_ns.data.optical_flow import FrameFlow, estimate_video_flow, progress_bar
+from semflow_ns.data.scene_format import (
+    FrameRecord,
+    Intrinsics,
+    SceneDescription,
+    load_scene,
+    save_scene,
+    write_flow,
+    write_label_image,
+)
+
+GT_FLOW_DIR = "gt/flow"
+"""Folder of the ground-truth forward flow, recorded in the scene's extra key ``gt_flow_dir``."""
+NEAR = 0.05
+"""Near plane distance (metres) written to the scene."""
+
+
+def _save_view_files(root: Path, folder: str, name: str, view: RenderedView, with_depth: bool) -> dict[str, Path]:
+    """Writes the image and label files of one view; returns their absolute paths by FrameRecord field."""
+    paths = {
+        "image": root / folder / "images" / f"{name}.png",
+        "semantics": root / folder / "semantics" / f"{name}.png",
+        "instances": root / folder / "instances" / f"{name}.png",
+    }
+    paths["image"].parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(view.rgb).save(paths["image"])
+    write_label_image(paths["semantics"], view.semantics)
+    write_label_image(paths["instances"], view.instances)
+    if with_depth:
+        paths["depth"] = root / folder / "depth" / f"{name}.npy"
+        paths["depth"].parent.mkdir(parents=True, exist_ok=True)
+        np.save(paths["depth"], view.depth)
+    return paths
+
+
+@dataclass(frozen=True)
+class _Video:
+    """The world and the training camera path of one demo configuration."""
+
+    config: DemoSceneConfig
+    world: DemoWorld
+    intr: Intrinsics
+    times: list[float]
+    """Normalised time of each training frame, i / (N - 1)."""
+    poses: list[np.ndarray]
+    """OpenGL camera-to-world [4, 4] of each training frame."""
+
+    @classmethod
+    def from_config(cls, config: DemoSceneConfig) -> "_Video":
+        times = [i / (config.num_frames - 1) for i in range(config.num_frames)]
+        world, intr = build_world(config.seed), intrinsics(config.width, config.height)
+        return cls(config, world, intr, times, [camera_pose(time) for time in times])
+
+    def render(self, pose_index: int, time_index: int) -> RenderedView:
+        """The scene at the time of frame ``time_index`` seen from the pose of frame ``pose_index``."""
+        return render_view(
+            self.world, self.poses[pose_index], self.intr, self.times[time_index], self.config.supersample
+        )
+
+
+def _training_frame(root: Path, video: _Video, index: int, view: RenderedView, flow: FrameFlow) -> FrameRecord:
+    """Writes training frame ``index`` (image, labels, estimated flow) and returns its record."""
+    paths = _save_view_files(root, "", f"{index:05d}", view, with_depth=False)
+    for key, values, mask in (("flow_fwd", flow.fwd, flow.fwd_mask), ("flow_bwd", flow.bwd, flow.bwd_mask)):
+        if values is not None and mask is not None:
+            paths[key] = root / "flow" / f"{index:05d}_{key[-3:]}.npz"
+            write_flow(paths[key], values, mask)
+    return FrameRecord(camera_to_world=video.poses[index], time=video.times[index], intrinsics=video.intr, **paths)
+
+
+def _render_video(video: _Video, bar: Progress) -> tuple[list[RenderedView], list[np.ndarray]]:
+    """Renders the training views and their ground-truth forward flow (one fewer than views)."""
+    task = bar.add_task("Rendering the demo video", total=len(video.times))
+    views = []
+    for index in range(len(video.times)):
+        views.append(video.render(index, index))
+        bar.advance(task)
+    gt_flows = [
+        ground_truth_flow(video.world, views[i].hits, video.intr, video.poses[i + 1], video.times[i + 1])
+        for i in range(len(views) - 1)
+    ]
+    return views, gt_flows
+
+
+def _eval_frames(root: Path, video: _Video, bar: Progress) -> list[FrameRecord]:
+    """Renders and writes the held-out views: each evaluation time seen from two other training poses."""
+    num_frames = video.config.num_frames
+    indices = eval_time_indices(num_frames, video.config.num_eval_times)
+    task = bar.add_task("Rendering held-out views", total=2 * len(indices))
+    records = []
+    for index in indices:
+        for cam in eval_camera_indices(index, num_frames):
+            view = video.render(cam, index)
+            paths = _save_view_files(root, "eval", f"t{index:05d}_c{cam:05d}", view, with_depth=True)
+            pose, time = video.poses[cam], video.times[index]
+            records.append(FrameRecord(camera_to_world=pose, time=time, intrinsics=video.intr, **paths))
+            bar.advance(task)
+    return records
+
+
+def flow_statistics(flows: list[FrameFlow], gt_flows: list[np.ndarray], views: list[RenderedView]) -> dict[str, float]:
+    """Accuracy of the estimated forward flow against the analytic flow, and label statistics.
+
+    Returns:
+        ``epe_px``: mean end-point error (pixels) over all pixels; ``epe_consistent_px``: over pixels that pass
+        the forward-backward check; ``epe_moving_px``: over pixels of moving classes; ``consistent_fraction``:
+        share of forward and backward flow pixels that pass the check; ``mean_gt_flow_px``: mean true flow
+        magnitude; ``moving_pixel_fraction``: share of training pixels showing a moving class.
+    """
+    dynamic = np.array([c.dynamic for c in CLASSES])
+    errors = np.stack(
+        [np.linalg.norm(f.fwd - gt, axis=-1) for f, gt in zip(flows[:-1], gt_flows, strict=True) if f.fwd is not None]
+    )
+    fwd_masks = np.stack([f.fwd_mask for f in flows if f.fwd_mask is not None])
+    bwd_masks = np.stack([f.bwd_mask for f in flows if f.bwd_mask is not None])
+    moving = np.stack([dynamic[v.semantics] for v in views])
+    return {
+        "epe_px": float(errors.mean()),
+        "epe_consistent_px": float(errors[fwd_masks].mean()) if fwd_masks.any() else math.nan,
+        "epe_moving_px": float(errors[moving[:-1]].mean()) if moving[:-1].any() else math.nan,
+        "consistent_fraction": float(np.concatenate([fwd_masks.ravel(), bwd_masks.ravel()]).mean()),
+        "mean_gt_flow_px": float(np.mean([np.linalg.norm(gt, axis=-1).mean() for gt in gt_flows])),
+        "moving_pixel_fraction": float(moving.mean()),
+    }
+
+
+def _write_gt_flows(root: Path, gt_flows: list[np.ndarray]) -> None:
+    (root / GT_FLOW_DIR).mkdir(parents=True, exist_ok=True)
+    for index, flow in enumerate(gt_flows):
+        np.save(root / GT_FLOW_DIR / f"{index:05d}_fwd.npy", flow.astype(np.float32))
+
+
+def generate_demo_scene(
+    output_dir: Path, config: DemoSceneConfig | None = None, progress: bool = True
+) -> SceneDescription:
+    """Renders the procedural demo scene into ``output_dir``, which should be new or empty (it is created if needed;
+    files of the same name are overwritten, others are left alone).
+
+    Args:
+        output_dir: scene folder to write. Prefer :func:`ensure_demo_scene`, which writes atomically and never
+            touches folders that are not demo scenes.
+        config: what to render; None uses the defaults of :class:`DemoSceneConfig`.
+        progress: show progress bars and print a one-line flow accuracy summary.
+
+    Returns:
+        The written scene as read back by :func:`load_scene`.
+    """
+    config = config if config is not None else DemoSceneConfig()
+    config.validate()
+    root = Path(output_dir).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    video = _Video.from_config(config)
+    with progress_bar(progress) as bar:
+        views, gt_flows = _render_video(video, bar)
+    flows = estimate_video_flow([view.rgb for view in views], preset=config.flow_preset, progress=progress)
+    with progress_bar(progress) as bar:
+        frames = [
+            _training_frame(root, video, i, view, flow) for i, (view, flow) in enumerate(zip(views, flows, strict=True))
+        ]
+        eval_frames = _eval_frames(root, video, bar)
+    _write_gt_flows(root, gt_flows)
+    stats = flow_statistics(flows, gt_flows, views)
+    extra: dict[str, Any] = {
+        "demo_version": DEMO_VERSION,
+        "demo_config": asdict(config),
+        "gt_flow_dir": GT_FLOW_DIR,
+        "flow_stats": {key: round(value, 4) if math.isfinite(value) else None for key, value in stats.items()},
+    }
+    far = float(np.linalg.norm(np.subtract(ROOM_HI, ROOM_LO)))
+    scene_box = np.array([ROOM_LO, ROOM_HI], dtype=np.float64)
+    save_scene(
+        SceneDescription(root, list(CLASSES), frames, eval_frames, video.world.instances, scene_box, NEAR, far, extra)
+    )
+    if progress:
+        Console().print(
+            f"Demo flow check: end-point error {stats['epe_px']:.2f} px ({stats['epe_consistent_px']:.2f} px where "
+            f"consistent, {stats['epe_moving_px']:.2f} px on moving objects), "
+            f"{100 * stats['consistent_fraction']:.1f}% consistent; "
+            f"moving objects cover {100 * stats['moving_pixel_fraction']:.1f}% of the pixels"
+        )
+    return load_scene(root)

@@ -1,0 +1,140 @@
+"""DataParser for the semflow scene format (``semflow-data``).
+
+Reads a scene folder written in the format of :mod:`semflow_ns.data.scene_format` and hands nerfstudio
+cameras with ``times``, the semantic class list as nerfstudio :class:`Semantics`, and, through
+``metadata``, everything the model and the dataset need: the per-image file records (labels, optical
+flow) and the training video (cameras, times, image files) that the model projects into.
+
+With no ``--data`` it uses the built-in demo scene, generated on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from nerfstudio.cameras.camera_utils import get_distortion_params
+from nerfstudio.cameras.cameras import Cameras, CameraType
+from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs, Semantics
+from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.utils.rich_utils import CONSOLE
+
+from semflow_ns.data.demo import default_demo_dir, ensure_demo_scene
+from semflow_ns.data.scene_format import FrameRecord, SceneDescription, SceneFormatError, load_scene
+from semflow_ns.data.video import SceneInfo, VideoFrames
+
+
+def frames_to_cameras(frames: Sequence[FrameRecord]) -> Cameras:
+    """nerfstudio cameras (OpenGL camera-to-world, pinhole or OpenCV distortion) with per-frame times."""
+    c2w = torch.from_numpy(np.stack([f.camera_to_world[:3, :4] for f in frames])).float()
+    intr = [f.intrinsics for f in frames]
+
+    def column(name: str) -> torch.Tensor:
+        return torch.tensor([[float(getattr(i, name))] for i in intr], dtype=torch.float32)
+
+    distortion = None
+    if any(i.has_distortion for i in intr):
+        distortion = torch.stack([get_distortion_params(k1=i.k1, k2=i.k2, p1=i.p1, p2=i.p2) for i in intr])
+    return Cameras(
+        camera_to_worlds=c2w,
+        fx=column("fl_x"),
+        fy=column("fl_y"),
+        cx=column("cx"),
+        cy=column("cy"),
+        width=column("w").long(),
+        height=column("h").long(),
+        distortion_params=distortion,
+        camera_type=CameraType.PERSPECTIVE,
+        times=torch.tensor([[f.time] for f in frames], dtype=torch.float32),
+    )
+
+
+def scene_bounds(scene: SceneDescription, margin: float) -> np.ndarray:
+    """The scene's box if it has one, else the cameras' bounding box grown by ``margin`` times its size."""
+    if scene.scene_box is not None:
+        return scene.scene_box
+    centres = np.stack([f.camera_to_world[:3, 3] for f in scene.frames])
+    lo, hi = centres.min(0), centres.max(0)
+    size = max(float((hi - lo).max()), scene.far or 1.0)
+    return np.stack([lo - margin * size, hi + margin * size])
+
+
+@dataclass
+class SemanticFlowDataParserConfig(DataParserConfig):
+    """A dynamic scene in the semflow format (see the README, "Data format")."""
+
+    _target: type = field(default_factory=lambda: SemanticFlowDataParser)
+    data: Path = field(default_factory=default_demo_dir)
+    """Scene folder holding a transforms.json. The default is the built-in demo scene
+    ($SEMFLOW_DEMO_DIR or ~/.cache/semflow_ns/demo), generated there on first use."""
+    eval_source: Literal["auto", "held-out", "video"] = "auto"
+    """Which images the val/test split holds: the scene's held-out views (eval_frames), every
+    `eval_interval`-th video frame, or auto = held-out views when the scene has them."""
+    eval_interval: int = 8
+    """Video frames used for evaluation when there are no held-out views (they are still trained on)."""
+    box_margin: float = 1.0
+    """Without a scene_box in transforms.json, the cameras' bounding box is grown by this times its size."""
+
+
+class SemanticFlowDataParser(DataParser):
+    """Parses a semflow scene folder into nerfstudio's DataparserOutputs with times and semantics."""
+
+    config: SemanticFlowDataParserConfig
+    includes_time: bool = True
+
+    def _load(self) -> SceneDescription:
+        root = Path(self.config.data).expanduser()
+        if root.resolve() == default_demo_dir().resolve():
+            ensure_demo_scene(root)
+        return load_scene(root)
+
+    def _split_frames(self, scene: SceneDescription, split: str) -> list[FrameRecord]:
+        if split == "train":
+            return scene.frames
+        source = self.config.eval_source
+        if source == "auto":
+            source = "held-out" if scene.eval_frames else "video"
+        if source == "held-out":
+            if not scene.eval_frames:
+                raise SceneFormatError(
+                    f"{scene.root / 'transforms.json'}: eval_frames: eval-source 'held-out' needs held-out views"
+                )
+            return scene.eval_frames
+        return scene.frames[:: max(1, self.config.eval_interval)]
+
+    def _generate_dataparser_outputs(self, split: str = "train", **kwargs) -> DataparserOutputs:
+        scene = self._load()
+        frames = self._split_frames(scene, split)
+        box = torch.from_numpy(scene_bounds(scene, self.config.box_margin)).float()
+        video = VideoFrames(
+            image_filenames=[f.image for f in scene.frames],
+            cameras=frames_to_cameras(scene.frames),
+        )
+        info = SceneInfo(
+            classes=list(scene.classes),
+            instances=list(scene.instances),
+            near=scene.near,
+            far=scene.far,
+            has_labels=scene.has_labels,
+        )
+        semantics = Semantics(
+            filenames=[f.semantics for f in frames],  # type: ignore[misc]  # None marks an unlabelled image
+            classes=[c.name for c in scene.classes],
+            colors=torch.tensor([c.color for c in scene.classes], dtype=torch.float32) / 255.0,
+        )
+        if split == "train":
+            CONSOLE.print(
+                f"[bold]semflow-data[/bold]: {scene.root} - {len(scene.frames)} video frames, "
+                f"{len(scene.eval_frames)} held-out views, {len(scene.classes)} classes "
+                f"({', '.join(c.name for c in scene.classes)})"
+            )
+        return DataparserOutputs(
+            image_filenames=[f.image for f in frames],
+            cameras=frames_to_cameras(frames),
+            scene_box=SceneBox(aabb=box),
+            metadata={"semantics": semantics, "semflow_frames": frames, "semflow_video": video, "semflow_scene": info},
+        )

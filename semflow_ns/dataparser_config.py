@@ -1,0 +1,15 @@
+"""Registration of the `semflow-data` DataParser (entry point `nerfstudio.dataparser_configs`).
+
+Kept in a module of its own with only data-side imports: nerfstudio loads dataparser entry points
+while its datamanager module is half imported, so importing the trainer or pipeline here would be
+circular.
+"""
+
+from nerfstudio.plugins.registry_dataparser import DataParserSpecification
+
+from semflow_ns.data.semflow_dataparser import SemanticFlowDataParserConfig
+
+semflow_data = DataParserSpecification(
+    config=SemanticFlowDataParserConfig(),
+    description="dynamic scene in the semflow format (transforms.json with times, labels and optical flow)",
+)

@@ -1,0 +1,1 @@
+"""field_components of semflow_ns."""

@@ -1,0 +1,134 @@
+"""Flow feature aggregation: sample frame features along a point's trajectory.
+
+Each trajectory point x_{t+k} is projected into the camera of video frame t+k, in world
+coordinates (the official code projects NDC points with world-space poses, METHOD.md §1.2), and the
+frame's feature map is sampled bilinearly there. Points behind the camera or outside the image are
+flagged invalid; their features are zeroed and the flag is passed on to the attention.
+"""
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
+from nerfstudio.cameras.cameras import Cameras
+from torch import Tensor, nn
+
+from semflow_ns.field_components.frame_encoder import FrameFeatureBank
+
+
+class VideoCameras(nn.Module):
+    """Pinhole (+ OpenCV distortion) cameras of the video frames, as buffers for projection."""
+
+    def __init__(self, cameras: Cameras) -> None:
+        super().__init__()
+        self.register_buffer("camera_to_worlds", cameras.camera_to_worlds.float().clone(), persistent=False)
+        intr = torch.cat([cameras.fx, cameras.fy, cameras.cx, cameras.cy], dim=-1).float()
+        self.register_buffer("intrinsics", intr, persistent=False)
+        size = torch.cat([cameras.width, cameras.height], dim=-1).float()
+        self.register_buffer("sizes", size, persistent=False)
+        dist = cameras.distortion_params
+        self.register_buffer("distortion", None if dist is None else dist.float().clone(), persistent=False)
+
+    @property
+    def num_frames(self) -> int:
+        return self.camera_to_worlds.shape[0]
+
+    def project(
+        self, points: Float[Tensor, "*bs 3"], frames: Int[Tensor, "*bs"]
+    ) -> tuple[Float[Tensor, "*bs 2"], Float[Tensor, "*bs 1"]]:
+        """Pixel coordinates (x right, y down; pixel centres at +0.5) and depth in front of the camera."""
+        c2w = self.camera_to_worlds[frames]
+        rotation, origin = c2w[..., :3, :3], c2w[..., :3, 3]
+        local = torch.einsum("...ji,...j->...i", rotation, points - origin)  # world -> OpenGL camera
+        depth = -local[..., 2:3]
+        xy = torch.stack([local[..., 0], -local[..., 1]], dim=-1) / depth.clamp(min=1e-6)
+        if self.distortion is not None:
+            xy = distort(xy, self.distortion[frames])
+        intr = self.intrinsics[frames]
+        return xy * intr[..., :2] + intr[..., 2:], depth
+
+    def inside(
+        self, uv: Float[Tensor, "*bs 2"], depth: Float[Tensor, "*bs 1"], frames: Int[Tensor, "*bs"]
+    ) -> Bool[Tensor, "*bs"]:
+        size = self.sizes[frames]
+        return (depth[..., 0] > 1e-4) & (uv >= 0).all(-1) & (uv <= size).all(-1)
+
+
+def distort(xy: Float[Tensor, "*bs 2"], params: Float[Tensor, "*bs 6"]) -> Float[Tensor, "*bs 2"]:
+    """OpenCV radial-tangential distortion of normalised image points (params k1 k2 k3 k4 p1 p2)."""
+    x, y = xy[..., 0], xy[..., 1]
+    k1, k2, k3, p1, p2 = params[..., 0], params[..., 1], params[..., 2], params[..., 4], params[..., 5]
+    r2 = x * x + y * y
+    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    dx = 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    dy = p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return torch.stack([x * radial + dx, y * radial + dy], dim=-1)
+
+
+def sample_feature_maps(
+    maps: Float[Tensor, "num_maps feat_dim h w"],
+    slots: Int[Tensor, "*bs"],
+    uv: Float[Tensor, "*bs 2"],
+    image_size: Float[Tensor, "*bs 2"],
+) -> Float[Tensor, "*bs feat_dim"]:
+    """Bilinear lookup of ``maps[slot]`` at pixel coordinates ``uv`` of an image of ``image_size``.
+
+    The maps are stacked into one tall atlas and sampled with a single ``grid_sample``; coordinates are
+    clamped inside their own map first, so that no lookup bleeds into a neighbouring frame.
+    """
+    num_maps, channels, height, width = maps.shape
+    size = torch.tensor([width, height], dtype=uv.dtype, device=uv.device)
+    pix = uv * size / image_size - 0.5  # feature-map pixel coordinates, centres at integers
+    pix = torch.minimum(pix.clamp(min=0.0), size - 1)
+    rows = pix[..., 1] + slots.to(pix.dtype) * height
+    grid = torch.stack(
+        [2.0 * pix[..., 0] / max(width - 1, 1) - 1.0, 2.0 * rows / max(num_maps * height - 1, 1) - 1.0], dim=-1
+    )
+    atlas = maps.permute(1, 0, 2, 3).reshape(1, channels, num_maps * height, width)  # frames stacked along H
+    sampled = F.grid_sample(atlas, grid.reshape(1, 1, -1, 2), mode="bilinear", align_corners=True)
+    return sampled.reshape(channels, -1).T.reshape(*slots.shape, channels)
+
+
+def compact_ids(ids: Int[Tensor, "*bs"], num_ids: int) -> tuple[Int[Tensor, "num_used"], Int[Tensor, "*bs"]]:
+    """The distinct values of ``ids`` (all in [0, num_ids)) and each entry's position among them.
+
+    Same result as ``torch.unique(ids, return_inverse=True)`` without sorting all entries.
+    """
+    present = torch.zeros(num_ids, dtype=torch.bool, device=ids.device)
+    present[ids] = True
+    position = torch.cumsum(present.long(), dim=0) - 1
+    return torch.nonzero(present)[:, 0], position[ids]
+
+
+class FlowFeatureAggregator(nn.Module):
+    """Features of trajectory points, each looked up in its own frame."""
+
+    def __init__(self, cameras: VideoCameras, bank: FrameFeatureBank) -> None:
+        super().__init__()
+        self.cameras = cameras
+        self.bank = bank
+
+    @property
+    def feature_dim(self) -> int:
+        return self.bank.encoder.out.out_channels
+
+    def forward(
+        self, points: Float[Tensor, "*bs 3"], frames: Int[Tensor, "*bs"], exists: Optional[Bool[Tensor, "*bs"]] = None
+    ) -> tuple[Float[Tensor, "*bs feat_dim"], Float[Tensor, "*bs 1"]]:
+        """Features of world-space ``points`` in video frames ``frames`` and whether each lookup is valid.
+
+        Args:
+            points: trajectory points in world coordinates.
+            frames: video frame of each point.
+            exists: False where the frame lies outside the video (its lookup is marked invalid).
+        """
+        used, slots = compact_ids(frames, self.cameras.num_frames)
+        maps = self.bank(used)
+        uv, depth = self.cameras.project(points, frames)
+        valid = self.cameras.inside(uv, depth, frames)
+        if exists is not None:
+            valid = valid & exists
+        feats = sample_feature_maps(maps, slots, uv, self.cameras.sizes[frames])
+        valid_f = valid[..., None].to(feats.dtype)
+        return feats * valid_f, valid_f

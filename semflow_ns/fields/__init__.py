@@ -1,0 +1,1 @@
+"""fields of semflow_ns."""

@@ -1,0 +1,78 @@
+"""Loss functions of Semantic Flow, as pure functions of tensors.
+
+Weights and which rays they apply to are decided by the model; each function here computes one
+term. References: DynNeRF (Gao et al. 2021) for the flow regularisers, Semantic Flow (Tian et al.
+2024) for the semantic terms.
+"""
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor
+
+IGNORE_INDEX = -1
+
+
+def masked_mean(values: Float[Tensor, "*bs channels"], mask: Optional[Float[Tensor, "*bs 1"]] = None) -> Tensor:
+    """Mean of ``values`` over the entries where ``mask`` is 1 (all entries without a mask); 0 if empty."""
+    if mask is None:
+        return values.mean()
+    mask = mask.expand_as(values)
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def masked_mse(
+    pred: Float[Tensor, "*bs 3"], target: Float[Tensor, "*bs 3"], mask: Optional[Float[Tensor, "*bs 1"]] = None
+) -> Tensor:
+    """Mean squared colour error over masked rays."""
+    return masked_mean((pred - target) ** 2, mask)
+
+
+def semantic_cross_entropy(
+    logits: Float[Tensor, "num_rays num_classes"],
+    labels: Int[Tensor, "num_rays 1"],
+    mask: Optional[Float[Tensor, "num_rays 1"]] = None,
+) -> Tensor:
+    """Cross entropy of rendered logits against class ids; ids of -1 (unlabelled) and masked rays are ignored."""
+    ce = F.cross_entropy(logits, labels[:, 0].clamp(min=0), reduction="none")[:, None]
+    keep = (labels != IGNORE_INDEX).to(logits.dtype)
+    if mask is not None:
+        keep = keep * mask
+    return masked_mean(ce, keep)
+
+
+def optical_flow_loss(
+    induced: Float[Tensor, "num_rays 2"], observed: Float[Tensor, "num_rays 2"], valid: Float[Tensor, "num_rays 1"]
+) -> Tensor:
+    """L1 in pixels between flow induced by the scene flow and estimated optical flow, on consistent pixels."""
+    return masked_mean(torch.abs(induced - observed), valid)
+
+
+def cycle_consistency_loss(
+    there: Float[Tensor, "*bs 3"], back: Float[Tensor, "*bs 3"], mask: Optional[Float[Tensor, "*bs 1"]] = None
+) -> Tensor:
+    """L1 of (flow to the neighbour) + (flow back from the warped point): zero for exactly inverse flows."""
+    return masked_mean(torch.abs(there + back), mask)
+
+
+def slow_flow_loss(forward: Float[Tensor, "*bs 3"], backward: Float[Tensor, "*bs 3"]) -> Tensor:
+    """L1 magnitude of the scene flow (prefers small motion)."""
+    return torch.abs(forward).mean() + torch.abs(backward).mean()
+
+
+def temporal_smoothness_loss(forward: Float[Tensor, "*bs 3"], backward: Float[Tensor, "*bs 3"]) -> Tensor:
+    """L1 of forward + backward flow: zero for constant velocity (minimal acceleration)."""
+    return torch.abs(forward + backward).mean()
+
+
+def spatial_smoothness_loss(flow: Float[Tensor, "num_rays num_samples 3"]) -> Tensor:
+    """L1 difference of flow between neighbouring samples along each ray."""
+    return torch.abs(flow[:, 1:] - flow[:, :-1]).mean()
+
+
+def entropy_loss(probabilities: Float[Tensor, "*bs 1"], eps: float = 1e-6) -> Tensor:
+    """Mean binary-style entropy -p log p: pushes weights toward 0 or 1 (DynNeRF sparsity term)."""
+    p = probabilities.clamp(eps, 1.0)
+    return -(p * torch.log(p)).mean()

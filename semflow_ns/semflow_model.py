@@ -1,0 +1,484 @@
+"""Semantic Flow model (Tian et al., ICLR 2024) on grid encodings, for nerfstudio.
+
+Shape vocabulary: ``num_rays``, ``num_samples`` along a ray, ``num_frames`` = K tokens of a
+trajectory window, ``feat_dim``, ``num_classes``; ``*bs`` for leading batch dims.
+
+Per ray batch (:meth:`SemanticFlowModel.get_outputs`):
+1. samples from nerfstudio's proposal sampler (time-aware proposal densities);
+2. the static field at every sample; the *dynamic query* at every sample: dynamic field, scene flow,
+   trajectory over K frames, frame features along it (flow feature aggregation), flow attention and
+   the semantic head;
+3. DynNeRF blending of static and dynamic parts for colour, semantic logits and depth;
+4. in training, the dynamic query again at the samples warped to t-1 and t+1, for the warped colour,
+   semantic-consistency, cycle-consistency and optical-flow losses.
+"""
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Literal, NamedTuple, Optional
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.rays import RayBundle, RaySamples
+from nerfstudio.data.dataparsers.base_dataparser import Semantics
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.model_components.losses import distortion_loss, interlevel_loss
+from nerfstudio.model_components.ray_samplers import ProposalNetworkSampler, UniformSampler
+from nerfstudio.model_components.renderers import DepthRenderer
+from nerfstudio.model_components.scene_colliders import NearFarCollider
+from nerfstudio.models.base_model import Model, ModelConfig
+from nerfstudio.utils import colormaps
+from PIL import Image
+from torch import Tensor
+from torch.nn import Parameter
+from torchmetrics.functional import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from semflow_ns.data.video import SceneInfo, VideoFrames
+from semflow_ns.field_components.flow_aggregation import FlowFeatureAggregator, VideoCameras
+from semflow_ns.field_components.flow_attention import FlowAttention, FlowAttentionConfig
+from semflow_ns.field_components.frame_encoder import FrameEncoderConfig, FrameFeatureBank
+from semflow_ns.field_components.scene_flow import SceneFlow, SceneFlowField, SceneFlowFieldConfig
+from semflow_ns.field_components.semantic_head import SemanticHead
+from semflow_ns.field_components.timeline import VideoTimeline
+from semflow_ns.fields.density_field import ProposalDensityField
+from semflow_ns.fields.encoding import PlaneEncodingConfig, SceneNormalizer
+from semflow_ns.fields.radiance_field import RadianceField, RadianceFieldConfig, RadianceSamples
+from semflow_ns.model_components import losses
+from semflow_ns.model_components.metrics import semantic_metrics
+from semflow_ns.model_components.rendering import blended_weights, composite, induced_flow
+from semflow_ns.utils.flow_colors import flow_to_rgb
+
+
+@dataclass
+class SemanticFlowModelConfig(ModelConfig):
+    """Semantic Flow: static + dynamic radiance fields, scene flow, flow attention, semantic heads."""
+
+    _target: type = field(default_factory=lambda: SemanticFlowModel)
+    near_plane: float = 0.05
+    """Where sampling starts along a ray (world units), unless the scene gives `near`."""
+    far_plane: float = 10.0
+    """Where sampling ends (world units), unless the scene gives `far`."""
+    scene_contraction: bool = False
+    """Contract space outside the scene box (for unbounded real scenes)."""
+    background_color: Literal["black", "white"] = "black"
+    """Colour behind the last sample."""
+    num_proposal_samples: int = 64
+    """Samples per ray for the proposal density."""
+    num_samples: int = 32
+    """Samples per ray for the static and dynamic fields."""
+    proposal_planes: PlaneEncodingConfig = field(
+        default_factory=lambda: PlaneEncodingConfig(resolutions=(64,), num_components=8)
+    )
+    """Grid of the proposal density field."""
+    proposal_warmup: int = 500
+    """Steps over which proposal updates go from every step to every `proposal_update_every` steps."""
+    proposal_update_every: int = 5
+    """Proposal sampler update interval after warm-up."""
+    static_field: RadianceFieldConfig = field(default_factory=RadianceFieldConfig)
+    """Static radiance field (time independent)."""
+    dynamic_field: RadianceFieldConfig = field(default_factory=RadianceFieldConfig)
+    """Dynamic radiance field (time dependent, with blending weight)."""
+    scene_flow: SceneFlowFieldConfig = field(default_factory=SceneFlowFieldConfig)
+    """Scene-flow field and trajectory window."""
+    encoder: FrameEncoderConfig = field(default_factory=FrameEncoderConfig)
+    """CNN producing the per-frame features (trained from scratch)."""
+    attention: FlowAttentionConfig = field(default_factory=FlowAttentionConfig)
+    """Flow attention over trajectory tokens."""
+    semantic_source: Literal["flow", "point"] = "flow"
+    """flow: semantic head sees flow-aggregated features (the method); point: only the point's own
+    field features (the paper's "dynamic NeRF + semantic head" baseline)."""
+    semantic_hidden_dim: int = 64
+    """Width of the semantic heads."""
+    semantic_samples: int = 8
+    """In training, the dynamic semantic branch (feature aggregation, attention, head) runs on this many
+    samples per ray, those with the largest rendering weights; their weights carry almost all of the
+    rendered logits. 0 = every sample. Evaluation always uses every sample."""
+    detach_semantic_weights: bool = False
+    """Detach the density weights when rendering logits (False = the paper's density-as-opacity prior)."""
+    rgb_loss_mult: float = 3.0
+    """Colour of the full (blended) render."""
+    rgb_dynamic_loss_mult: float = 1.0
+    """Colour of the dynamic field alone."""
+    rgb_static_loss_mult: float = 1.0
+    """Colour of the static field alone, on static pixels (the paper's stage-1 loss)."""
+    rgb_warped_loss_mult: float = 1.0
+    """Colour of the dynamic field rendered from samples warped to t-1 and t+1, against frame t (each)."""
+    semantic_loss_mult: float = 0.16
+    """Cross entropy of the full semantic render."""
+    semantic_dynamic_loss_mult: float = 0.08
+    """Cross entropy of the dynamic field's semantic render (all pixels)."""
+    semantic_static_loss_mult: float = 0.08
+    """Cross entropy of the static field's semantic render, on static pixels."""
+    semantic_consistency_loss_mult: float = 0.1
+    """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against frame t's labels (each)."""
+    optical_flow_loss_mult: float = 0.02
+    """L1 (pixels) between induced and estimated optical flow, each direction."""
+    cycle_loss_mult: float = 1.0
+    """Forward-backward cycle consistency of the scene flow."""
+    slow_flow_loss_mult: float = 0.01
+    """Scene-flow magnitude."""
+    temporal_smooth_loss_mult: float = 0.1
+    """Scene-flow acceleration (forward + backward)."""
+    spatial_smooth_loss_mult: float = 0.1
+    """Scene-flow differences between neighbouring samples on a ray."""
+    blend_loss_mult: float = 0.1
+    """Rendered dynamic mask against the motion mask of the labels."""
+    sparsity_loss_mult: float = 0.001
+    """Entropy of the dynamic weights and of the blending weights."""
+    interlevel_loss_mult: float = 1.0
+    """Proposal sampler fit (nerfstudio's interlevel loss)."""
+    distortion_loss_mult: float = 0.002
+    """Distortion loss on the final weights (mip-NeRF 360)."""
+    eval_foreground_only: bool = False
+    """Score semantics with every static class merged into class 0 (the paper's foreground protocol)."""
+
+
+class DynamicQuery(NamedTuple):
+    """Everything the dynamic part predicts at a set of samples, except semantics."""
+
+    unit: Float[Tensor, "*bs 3"]
+    """Normalised positions of the samples."""
+    radiance: RadianceSamples
+    flow: SceneFlow
+    trajectory: Float[Tensor, "*bs num_frames 3"]
+    """Normalised positions of the sample over the window t-h .. t+h."""
+    frames: Int[Tensor, "*bs"]
+    """Video frame nearest to each sample's time."""
+
+
+class SemanticFlowModel(Model):
+    """See :class:`SemanticFlowModelConfig` and the module docstring."""
+
+    config: SemanticFlowModelConfig
+
+    def populate_modules(self) -> None:
+        super().populate_modules()
+        metadata = self.kwargs.get("metadata", {})
+        video: VideoFrames = metadata["semflow_video"]
+        self.scene_info: SceneInfo = metadata["semflow_scene"]
+        semantics: Semantics = metadata["semantics"]
+        self.class_names = list(semantics.classes)
+        self.register_buffer("class_colors", semantics.colors.float().clone(), persistent=False)
+        num_classes, num_frames = len(self.class_names), len(video)
+        cfg = self.config
+
+        near, far = self.scene_info.near_far((cfg.near_plane, cfg.far_plane))
+        self.collider = NearFarCollider(near_plane=near, far_plane=far)
+        self.normalizer = SceneNormalizer(self.scene_box, contract=cfg.scene_contraction)
+        self.timeline = VideoTimeline(video.times)
+        self.proposal_field = ProposalDensityField(cfg.proposal_planes, self.normalizer, num_frames)
+        self.proposal_sampler = ProposalNetworkSampler(
+            num_nerf_samples_per_ray=cfg.num_samples,
+            num_proposal_samples_per_ray=(cfg.num_proposal_samples,),
+            num_proposal_network_iterations=1,
+            single_jitter=False,
+            update_sched=lambda step: int(
+                np.clip(np.interp(step, [0, cfg.proposal_warmup], [1, cfg.proposal_update_every]), 1, None)
+            ),
+            initial_sampler=UniformSampler(single_jitter=False),
+        )
+        self.static_field = RadianceField(cfg.static_field, time_dependent=False)
+        self.dynamic_field = RadianceField(cfg.dynamic_field, time_dependent=True, num_frames=num_frames)
+        self.scene_flow = SceneFlowField(cfg.scene_flow, num_frames=num_frames)
+        self.half_window = cfg.scene_flow.window // 2
+
+        self.video_cameras = VideoCameras(video.cameras)
+        head_in = cfg.dynamic_field.feature_dim
+        self.aggregator: Optional[FlowFeatureAggregator] = None
+        self.attention: Optional[FlowAttention] = None
+        if cfg.semantic_source == "flow":
+            bank = FrameFeatureBank(cfg.encoder, load_frames(video))
+            self.aggregator = FlowFeatureAggregator(self.video_cameras, bank)
+            self.attention = FlowAttention(cfg.attention, cfg.encoder.feature_dim, cfg.scene_flow.window)
+            head_in += self.attention.get_out_dim()
+        self.semantic_head = SemanticHead(head_in, num_classes, cfg.semantic_hidden_dim)
+        self.static_semantic_head = SemanticHead(cfg.static_field.feature_dim, num_classes, cfg.semantic_hidden_dim)
+        self.renderer_depth = DepthRenderer(method="expected")
+
+    # ------------------------------------------------------------------------------------------
+    # parameters and callbacks
+
+    def get_param_groups(self) -> dict[str, list[Parameter]]:
+        semantic = [self.semantic_head, self.static_semantic_head, self.aggregator, self.attention]
+        return {
+            "proposal_networks": list(self.proposal_field.parameters()),
+            "static_field": list(self.static_field.parameters()),
+            "dynamic_field": list(self.dynamic_field.parameters()),
+            "scene_flow": list(self.scene_flow.parameters()),
+            "semantics": [p for module in semantic if module is not None for p in module.parameters()],
+        }
+
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> list[TrainingCallback]:
+        def anneal(step: int) -> None:
+            fraction = np.clip(step / max(self.config.proposal_warmup, 1), 0.0, 1.0)
+            self.proposal_sampler.set_anneal(float((10.0 * fraction) / (1.0 + 9.0 * fraction)))
+
+        return [
+            TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], anneal, update_every_num_iters=1),
+            TrainingCallback(
+                [TrainingCallbackLocation.AFTER_TRAIN_ITERATION],
+                self.proposal_sampler.step_cb,
+                update_every_num_iters=1,
+            ),
+        ]
+
+    # ------------------------------------------------------------------------------------------
+    # the dynamic query
+
+    def _trajectory(
+        self, unit: Float[Tensor, "*bs 3"], times: Float[Tensor, "*bs 1"], frames: Int[Tensor, "*bs"], flow: SceneFlow
+    ) -> Float[Tensor, "*bs num_frames 3"]:
+        """Positions over t-h .. t+h by integrating the scene flow frame by frame (Euler steps)."""
+        points = {0: unit}
+        for direction in (1, -1):
+            cur, cur_times, cur_frames, first = unit, times, frames, flow
+            for k in range(1, self.half_window + 1):
+                interval = self.timeline.interval(cur_frames, direction)
+                cur = self.scene_flow.step(cur, cur_times, interval, direction, first=first)
+                cur_times, cur_frames, first = cur_times + direction * interval, cur_frames + direction, None
+                points[direction * k] = cur
+        return torch.stack([points[k] for k in range(-self.half_window, self.half_window + 1)], dim=-2)
+
+    def _semantic_input(
+        self, unit: Float[Tensor, "*bs 3"], trajectory: Float[Tensor, "*bs num_frames 3"], frames: Int[Tensor, "*bs"]
+    ) -> Float[Tensor, "*bs out_dim"]:
+        """Flow feature aggregation + flow attention over the trajectory tokens."""
+        assert self.aggregator is not None and self.attention is not None
+        offsets = torch.arange(-self.half_window, self.half_window + 1, device=unit.device)
+        token_frames, exists = self.timeline.neighbour(frames[..., None], offsets)
+        feats, valid = self.aggregator(self.normalizer.to_world(trajectory), token_frames, exists)
+        displacement = torch.cat(
+            [trajectory - unit[..., None, :], offsets.to(unit.dtype).expand(*token_frames.shape)[..., None]], dim=-1
+        )
+        return self.attention(feats, valid, displacement)
+
+    def dynamic_query(self, unit: Float[Tensor, "*bs 3"], times: Float[Tensor, "*bs 1"]) -> DynamicQuery:
+        """Dynamic field, scene flow and trajectory at normalised positions and times."""
+        frames = self.timeline.nearest_frame(times)
+        flow = self.scene_flow(unit, times)
+        radiance = self.dynamic_field(self.normalizer.grid_coords(unit), times)
+        return DynamicQuery(unit, radiance, flow, self._trajectory(unit, times, frames, flow), frames)
+
+    def dynamic_logits(
+        self, query: DynamicQuery, weights: Float[Tensor, "num_rays num_samples 1"]
+    ) -> tuple[Float[Tensor, "num_rays num_kept num_classes"], Int[Tensor, "num_rays num_kept"]]:
+        """Semantic logits of the dynamic part, at the samples that matter for rendering.
+
+        Returns:
+            The logits and, for each ray, the indices of the samples they belong to (the
+            ``semantic_samples`` samples with the largest ``weights`` in training; all samples otherwise).
+        """
+        num_samples = weights.shape[1]
+        keep = self.config.semantic_samples
+        if self.training and 0 < keep < num_samples:
+            index = weights[..., 0].detach().topk(keep, dim=-1).indices
+        else:
+            index = torch.arange(num_samples, device=weights.device).expand(weights.shape[0], -1)
+        pick = partial(gather_samples, index=index)
+        head_in = pick(query.radiance.features)
+        if self.config.semantic_source == "flow":
+            trajectory = pick(query.trajectory.flatten(-2)).unflatten(-1, query.trajectory.shape[-2:])
+            head_in = torch.cat(
+                [self._semantic_input(pick(query.unit), trajectory, pick(query.frames[..., None])[..., 0]), head_in], -1
+            )
+        return self.semantic_head(head_in), index
+
+    # ------------------------------------------------------------------------------------------
+    # rendering
+
+    def _render_logits(
+        self, weights: Float[Tensor, "num_rays num_samples 1"], logits: Tensor, index: Optional[Tensor] = None
+    ) -> Float[Tensor, "num_rays num_classes"]:
+        """Volume-renders raw logits; ``index`` selects the samples ``logits`` belong to (all if None)."""
+        if self.config.detach_semantic_weights:
+            weights = weights.detach()
+        return composite(weights if index is None else gather_samples(weights, index), logits)
+
+    def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
+        if ray_bundle.times is None:
+            ray_bundle.times = torch.zeros_like(ray_bundle.origins[..., :1])
+        ray_bundle = self.collider(ray_bundle)
+        density_fns = [partial(self.proposal_field, times=ray_bundle.times[:, None, :])]
+        ray_samples, weights_list, ray_samples_list = self.proposal_sampler(ray_bundle, density_fns=density_fns)
+        positions = ray_samples.frustums.get_positions()
+        unit = self.normalizer.to_unit(positions)
+        times = ray_bundle.times[:, None, :].expand(*positions.shape[:-1], 1)
+
+        static = self.static_field(self.normalizer.grid_coords(unit), directions=ray_samples.frustums.directions)
+        query = self.dynamic_query(unit, times)
+        dynamic = query.radiance
+        assert dynamic.blend is not None
+        blended = blended_weights(ray_samples.deltas, static.density, dynamic.density, dynamic.blend)
+        weights_static = ray_samples.get_weights(static.density)
+        weights_dynamic = ray_samples.get_weights(dynamic.density)
+        static_logits = self.static_semantic_head(static.features)
+        logits, index = self.dynamic_logits(query, blended.dynamic + weights_dynamic)
+
+        accumulation = blended.total.sum(dim=-2).clamp(max=1.0)
+        background = 1.0 if self.config.background_color == "white" else 0.0
+        rgb = composite(blended.dynamic, dynamic.rgb) + composite(blended.static, static.rgb)
+        semantics = self._render_logits(blended.dynamic, logits, index) + self._render_logits(
+            blended.static, static_logits
+        )
+        outputs = {
+            "rgb": (rgb + background * (1.0 - accumulation)).clamp(0.0, 1.0),
+            "depth": self.renderer_depth(weights=blended.total, ray_samples=ray_samples),
+            "accumulation": accumulation,
+            "semantics": semantics,
+            "semantics_colormap": self.class_colors[semantics.argmax(dim=-1)],
+            "rgb_static": composite(weights_static, static.rgb),
+            "rgb_dynamic": composite(weights_dynamic, dynamic.rgb),
+            "semantics_static": self._render_logits(weights_static, static_logits),
+            "semantics_dynamic": self._render_logits(weights_dynamic, logits, index),
+            "dynamic_mask": composite(blended.total, dynamic.blend).clamp(0.0, 1.0),
+            "expected_points": composite(blended.total, positions),
+            "expected_points_next": composite(blended.total, self.normalizer.to_world(unit + query.flow.forward)),
+        }
+        if self.training:
+            outputs["weights_list"] = weights_list + [blended.total]  # type: ignore[assignment]
+            outputs["ray_samples_list"] = ray_samples_list + [ray_samples]  # type: ignore[assignment]
+            outputs.update(self._warped_outputs(ray_samples, times, query, weights_dynamic))
+        return outputs
+
+    def _warped_outputs(
+        self, ray_samples: RaySamples, times: Tensor, query: DynamicQuery, weights_dynamic: Tensor
+    ) -> dict[str, Tensor]:
+        """Training-only renders from the samples warped to the neighbouring frames, and flow terms."""
+        out: dict[str, Tensor] = {}
+        ray_frames = query.frames[:, 0]
+        cycle, flows = [], [query.flow]
+        for direction, name in ((1, "next"), (-1, "prev")):
+            interval = self.timeline.interval(query.frames, direction)
+            warped_unit = query.trajectory[..., self.half_window + direction, :]
+            warped = self.dynamic_query(warped_unit, times + direction * interval)
+            weights = ray_samples.get_weights(warped.radiance.density)
+            logits, index = self.dynamic_logits(warped, weights)
+            neighbour, exists = self.timeline.neighbour(ray_frames, direction)
+            out[f"exists_{name}"] = exists[:, None].float()
+            out[f"rgb_dynamic_{name}"] = composite(weights, warped.radiance.rgb)
+            out[f"semantics_dynamic_{name}"] = self._render_logits(weights, logits, index)
+            out[f"neighbour_{name}"] = neighbour
+            out[f"points_{name}"] = composite(weights_dynamic, self.normalizer.to_world(warped_unit))
+            cycle.append(losses.cycle_consistency_loss(query.flow.toward(direction), warped.flow.toward(-direction)))
+            flows.append(warped.flow)
+        out["loss_cycle"] = sum(cycle) / len(cycle)
+        out["loss_slow"] = sum(losses.slow_flow_loss(f.forward, f.backward) for f in flows) / len(flows)
+        out["loss_temporal"] = sum(losses.temporal_smoothness_loss(f.forward, f.backward) for f in flows) / len(flows)
+        out["loss_spatial"] = losses.spatial_smoothness_loss(torch.cat([query.flow.forward, query.flow.backward], -1))
+        assert query.radiance.blend is not None
+        out["loss_sparsity"] = losses.entropy_loss(weights_dynamic) + losses.entropy_loss(query.radiance.blend)
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    # losses and metrics
+
+    def get_metrics_dict(self, outputs, batch) -> dict[str, Tensor]:
+        image = batch["image"].to(self.device)
+        metrics = {"psnr": peak_signal_noise_ratio(outputs["rgb"], image, data_range=1.0)}
+        if self.training:
+            metrics["distortion"] = distortion_loss(outputs["weights_list"], outputs["ray_samples_list"])
+            metrics["interlevel"] = interlevel_loss(outputs["weights_list"], outputs["ray_samples_list"])
+        return metrics
+
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:
+        cfg = self.config
+        image = batch["image"].to(self.device)[..., :3]
+        labels = batch["semantics"].to(self.device)
+        motion = batch["motion"].to(self.device)
+        static_rays = 1.0 - motion
+        loss = {
+            "rgb": cfg.rgb_loss_mult * losses.masked_mse(outputs["rgb"], image),
+            "rgb_dynamic": cfg.rgb_dynamic_loss_mult * losses.masked_mse(outputs["rgb_dynamic"], image),
+            "rgb_static": cfg.rgb_static_loss_mult * losses.masked_mse(outputs["rgb_static"], image, static_rays),
+            "semantic": cfg.semantic_loss_mult * losses.semantic_cross_entropy(outputs["semantics"], labels),
+            "semantic_dynamic": cfg.semantic_dynamic_loss_mult
+            * losses.semantic_cross_entropy(outputs["semantics_dynamic"], labels),
+            "semantic_static": cfg.semantic_static_loss_mult
+            * losses.semantic_cross_entropy(outputs["semantics_static"], labels, static_rays),
+        }
+        if not self.training:
+            return loss
+        assert metrics_dict is not None
+        loss["interlevel"] = cfg.interlevel_loss_mult * metrics_dict["interlevel"]
+        loss["distortion"] = cfg.distortion_loss_mult * metrics_dict["distortion"]
+        pixels = batch["indices"][:, [2, 1]].to(self.device).float() + 0.5
+        for name, flow_key in (("next", "flow_fwd"), ("prev", "flow_bwd")):
+            exists = outputs[f"exists_{name}"]
+            induced = induced_flow(self.video_cameras, outputs[f"points_{name}"], outputs[f"neighbour_{name}"], pixels)
+            loss[f"rgb_warped_{name}"] = cfg.rgb_warped_loss_mult * losses.masked_mse(
+                outputs[f"rgb_dynamic_{name}"], image, exists
+            )
+            loss[f"semantic_consistency_{name}"] = cfg.semantic_consistency_loss_mult * losses.semantic_cross_entropy(
+                outputs[f"semantics_dynamic_{name}"], labels, exists
+            )
+            loss[f"optical_flow_{name}"] = cfg.optical_flow_loss_mult * losses.optical_flow_loss(
+                induced,
+                batch[flow_key].to(self.device),
+                batch[f"{flow_key}_valid"].to(self.device) * exists,
+            )
+        loss["cycle"] = cfg.cycle_loss_mult * outputs["loss_cycle"]
+        loss["slow_flow"] = cfg.slow_flow_loss_mult * outputs["loss_slow"]
+        loss["temporal_smooth"] = cfg.temporal_smooth_loss_mult * outputs["loss_temporal"]
+        loss["spatial_smooth"] = cfg.spatial_smooth_loss_mult * outputs["loss_spatial"]
+        loss["blend"] = cfg.blend_loss_mult * torch.abs(outputs["dynamic_mask"] - motion).mean()
+        loss["sparsity"] = cfg.sparsity_loss_mult * outputs["loss_sparsity"]
+        return loss
+
+    @torch.no_grad()
+    def get_outputs_for_camera(self, camera: Cameras, obb_box=None) -> dict[str, Tensor]:
+        outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
+        outputs["optical_flow"] = self._flow_image(
+            camera, outputs.pop("expected_points"), outputs.pop("expected_points_next")
+        )
+        return outputs
+
+    def _flow_image(self, camera: Cameras, points: Tensor, points_next: Tensor) -> Tensor:
+        """Colour image of the 2D motion seen by ``camera`` between t and one frame later."""
+        view = VideoCameras(camera.to(points.device).flatten())
+        frames = torch.zeros(points.shape[:-1], dtype=torch.long, device=points.device)
+        flow = view.project(points_next, frames)[0] - view.project(points, frames)[0]
+        return flow_to_rgb(flow)
+
+    def get_image_metrics_and_images(
+        self, outputs: dict[str, Tensor], batch: dict[str, Tensor]
+    ) -> tuple[dict[str, float], dict[str, Tensor]]:
+        image = batch["image"].to(outputs["rgb"].device)[..., :3]
+        rgb = outputs["rgb"]
+        pred_nchw, gt_nchw = rgb.permute(2, 0, 1)[None], image.permute(2, 0, 1)[None]
+        metrics = {
+            "psnr": float(peak_signal_noise_ratio(pred_nchw, gt_nchw, data_range=1.0)),
+            "ssim": float(structural_similarity_index_measure(pred_nchw, gt_nchw, data_range=1.0)),
+        }
+        images = {"img": torch.cat([image, rgb], dim=1)}
+        if "semantics" in batch:
+            labels = batch["semantics"].to(rgb.device)[..., 0]
+            pred = outputs["semantics"].argmax(dim=-1)
+            fg = self.scene_info.dynamic_class_ids if self.config.eval_foreground_only else None
+            metrics.update(semantic_metrics(pred, labels, len(self.class_names), merge_into_background=fg))
+            gt_colors = self.class_colors[labels.clamp(min=0)] * (labels >= 0)[..., None]
+            images["semantics"] = torch.cat([gt_colors, outputs["semantics_colormap"]], dim=1)
+        images["depth"] = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
+        return metrics, images
+
+
+def load_frames(video: VideoFrames) -> Tensor:
+    """The video's images as one uint8 tensor [num_frames, H, W, 3] (for the frame encoder)."""
+    frames = []
+    for path in video.image_filenames:
+        with Image.open(path) as image:
+            frames.append(np.asarray(image.convert("RGB")))
+    sizes = {f.shape for f in frames}
+    if len(sizes) != 1:
+        raise ValueError(f"the video frames must all have the same size, got {sorted(sizes)}")
+    return torch.from_numpy(np.stack(frames))
+
+
+def gather_samples(
+    values: Float[Tensor, "num_rays num_samples channels"], index: Int[Tensor, "num_rays num_kept"]
+) -> Float[Tensor, "num_rays num_kept channels"]:
+    """The samples ``index`` of every ray."""
+    return torch.gather(values, 1, index[..., None].expand(-1, -1, values.shape[-1]))

@@ -1,0 +1,1 @@
+"""utils of semflow_ns."""

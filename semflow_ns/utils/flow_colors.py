@@ -1,0 +1,27 @@
+"""Colour coding of 2D optical flow: hue = direction, saturation = magnitude (white = no motion)."""
+
+import math
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+
+def flow_to_rgb(flow: Float[Tensor, "*bs 2"], max_magnitude: float = 0.0) -> Float[Tensor, "*bs 3"]:
+    """Maps flow vectors to RGB in [0, 1].
+
+    Args:
+        flow: (dx, dy) in pixels, y pointing down.
+        max_magnitude: magnitude shown fully saturated; 0 = the largest magnitude in ``flow``.
+    """
+    magnitude = torch.linalg.norm(flow, dim=-1)
+    scale = max_magnitude if max_magnitude > 0 else float(magnitude.max().clamp(min=1e-6))
+    saturation = (magnitude / scale).clamp(0.0, 1.0)
+    hue = (torch.atan2(-flow[..., 1], -flow[..., 0]) / math.pi + 1.0) / 2.0  # [0, 1)
+    sector = hue * 6.0
+    channels = []
+    for n in (5.0, 3.0, 1.0):  # HSV -> RGB with value 1, channels R, G, B
+        k = torch.remainder(sector + n, 6.0)
+        ramp = torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
+        channels.append(1.0 - saturation * ramp)
+    return torch.stack(channels, dim=-1)
