@@ -15,11 +15,11 @@ Per ray batch (:meth:`SemanticFlowModel.get_outputs`):
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal, NamedTuple, Optional
+from typing import Any, Literal, NamedTuple, Optional
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float, Int, Shaped
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.data.dataparsers.base_dataparser import Semantics
@@ -33,7 +33,7 @@ from nerfstudio.utils import colormaps
 from PIL import Image
 from torch import Tensor
 from torch.nn import Parameter
-from torchmetrics.functional import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from semflow_ns.data.video import SceneInfo, VideoFrames
 from semflow_ns.field_components.flow_aggregation import FlowFeatureAggregator, VideoCameras
@@ -444,7 +444,7 @@ class SemanticFlowModel(Model):
         return flow_to_rgb(flow)
 
     def get_image_metrics_and_images(
-        self, outputs: dict[str, Tensor], batch: dict[str, Tensor]
+        self, outputs: dict[str, Tensor], batch: dict[str, Any]
     ) -> tuple[dict[str, float], dict[str, Tensor]]:
         image = batch["image"].to(outputs["rgb"].device)[..., :3]
         rgb = outputs["rgb"]
@@ -478,7 +478,7 @@ def load_frames(video: VideoFrames) -> Tensor:
 
 
 def gather_samples(
-    values: Float[Tensor, "num_rays num_samples channels"], index: Int[Tensor, "num_rays num_kept"]
-) -> Float[Tensor, "num_rays num_kept channels"]:
+    values: Shaped[Tensor, "num_rays num_samples channels"], index: Int[Tensor, "num_rays num_kept"]
+) -> Shaped[Tensor, "num_rays num_kept channels"]:
     """The samples ``index`` of every ray."""
     return torch.gather(values, 1, index[..., None].expand(-1, -1, values.shape[-1]))

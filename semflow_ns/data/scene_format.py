@@ -447,6 +447,9 @@ def _frame_json(frame: FrameRecord, root: Path, shared: Optional[Intrinsics]) ->
     }
     if frame.intrinsics != shared:
         out.update(_intrinsics_json(frame.intrinsics))
+        if shared is not None and shared.has_distortion:
+            # distortion terms a frame leaves out are inherited from the top level on reading
+            out.update({k: getattr(frame.intrinsics, k) for k in ("k1", "k2", "p1", "p2")})
     for key, path in (
         ("semantics_path", frame.semantics),
         ("instance_path", frame.instances),

@@ -1,5 +1,7 @@
 """Video timeline: which frame a time belongs to, and how long a frame interval is around it."""
 
+from typing import Union
+
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
@@ -35,8 +37,11 @@ class VideoTimeline(nn.Module):
         slot = frame if direction > 0 else frame - 1
         return self.intervals[slot.clamp(0, self.num_frames - 2)][..., None]
 
-    def neighbour(self, frame: Int[Tensor, "*bs"], offset: int) -> tuple[Int[Tensor, "*bs"], Bool[Tensor, "*bs"]]:
-        """Frame ``offset`` frames away, clamped into the video, and whether it exists."""
+    def neighbour(
+        self, frame: Int[Tensor, "*#bs"], offset: Union[int, Int[Tensor, "*#bs"]]
+    ) -> tuple[Int[Tensor, "..."], Bool[Tensor, "..."]]:
+        """Frame ``offset`` frames away (offsets broadcast against frames), clamped into the video, and
+        whether it exists."""
         target = frame + offset
         inside = (target >= 0) & (target < self.num_frames)
         return target.clamp(0, self.num_frames - 1), inside

@@ -23,9 +23,9 @@ class ProposalDensityField(nn.Module):
         self.decoder = nn.Linear(self.encoding.get_out_dim(), 1)
 
     def forward(
-        self, positions: Float[Tensor, "*bs 3"], times: Optional[Float[Tensor, "*bs 1"]] = None
+        self, positions: Float[Tensor, "*bs 3"], times: Optional[Float[Tensor, "*#bs 1"]] = None
     ) -> Float[Tensor, "*bs 1"]:
-        """Density at world positions and normalised times (time 0 when the camera has none)."""
+        """Density at world positions and normalised times (broadcast over samples; time 0 when absent)."""
         coords = self.normalizer.grid_coords(self.normalizer.to_unit(positions))
         if times is None:
             times = coords.new_zeros(*coords.shape[:-1], 1)

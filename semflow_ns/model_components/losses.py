@@ -67,7 +67,7 @@ def temporal_smoothness_loss(forward: Float[Tensor, "*bs 3"], backward: Float[Te
     return torch.abs(forward + backward).mean()
 
 
-def spatial_smoothness_loss(flow: Float[Tensor, "num_rays num_samples 3"]) -> Tensor:
+def spatial_smoothness_loss(flow: Float[Tensor, "num_rays num_samples channels"]) -> Tensor:
     """L1 difference of flow between neighbouring samples along each ray."""
     return torch.abs(flow[:, 1:] - flow[:, :-1]).mean()
 

@@ -1,0 +1,204 @@
+"""Training speed and quality of `semantic-flow` against nerfstudio's `nerfacto`, on one machine in one run.
+
+Each method trains in its own subprocess (so that peak memory is its own) through nerfstudio's
+Trainer, with the same data (the demo scene unless --data is given). Reported per method:
+
+- training rays per second (rays per batch / wall time of the training iterations, evaluation excluded)
+  and the ratio semantic-flow / nerfacto;
+- peak resident memory of the process;
+- for semantic-flow, held-out PSNR / SSIM / mIoU / accuracies on the scene's evaluation views at
+  regular wall-clock times, and the total wall time of the run.
+
+    python benchmarks/benchmark_training.py                        # full default run (~20 min on 2 cores)
+    python benchmarks/benchmark_training.py --nerfacto-steps 0     # semantic-flow only
+
+nerfacto builds LPIPS in its constructor, which downloads AlexNet weights; offline, the benchmark
+points TORCH_HOME at a temporary folder holding randomly initialised AlexNet weights so that nerfacto
+can start (LPIPS is not reported). nerfacto keeps its own defaults (4096 rays per batch, parallel
+data manager) except for the data.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import tyro
+from rich.console import Console
+from rich.table import Table
+
+CONSOLE = Console()
+
+
+@dataclass
+class Args:
+    """Benchmark options."""
+
+    data: Optional[Path] = None
+    """Scene folder (semflow format); default: the demo scene."""
+    steps: Optional[int] = None
+    """Training steps of semantic-flow (default: the method's default)."""
+    nerfacto_steps: int = 30
+    """Training steps of nerfacto (0 skips it)."""
+    eval_every_seconds: float = 120.0
+    """Wall-clock interval between held-out evaluations of semantic-flow."""
+    output: Path = Path("outputs/benchmark")
+    """Where runs and results.json go."""
+    worker: Optional[str] = None
+    """Internal: run one method in this process and print its results as JSON."""
+
+
+def _trainer(method: str, args: Args, steps: int):
+    from nerfstudio.configs.method_configs import all_methods
+
+    from semflow_ns.data.semflow_dataparser import SemanticFlowDataParserConfig
+
+    config = all_methods[method]
+    config.machine.device_type = "cpu"
+    config.vis = "tensorboard"
+    config.output_dir = args.output / "runs"
+    config.max_num_iterations = steps
+    config.steps_per_eval_image = config.steps_per_eval_batch = config.steps_per_eval_all_images = 10**9
+    config.steps_per_save = 10**9
+    config.pipeline.datamanager.dataparser = SemanticFlowDataParserConfig(
+        **({} if args.data is None else {"data": args.data})
+    )
+    config.set_timestamp()
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    return trainer
+
+
+def _evaluate(trainer) -> dict:
+    pipeline = trainer.pipeline
+    pipeline.eval()
+    metrics = pipeline.get_average_eval_image_metrics(step=trainer.step)
+    pipeline.train()
+    return {k: float(v) for k, v in metrics.items() if not k.endswith("_std")}
+
+
+def run_worker(method: str, args: Args) -> dict:
+    """Trains one method and returns its measurements."""
+    from nerfstudio.engine.callbacks import TrainingCallbackLocation
+
+    steps = args.nerfacto_steps if method == "nerfacto" else (args.steps or _default_steps(method))
+    start = time.perf_counter()
+    trainer = _trainer(method, args, steps)
+    rays_per_batch = trainer.pipeline.datamanager.get_train_rays_per_batch()
+    train_time, curve, next_eval = 0.0, [], args.eval_every_seconds
+    for step in range(steps):
+        trainer.step = step
+        tick = time.perf_counter()
+        trainer.pipeline.train()
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, location=TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        trainer.train_iteration(step)
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, location=TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+        train_time += time.perf_counter() - tick
+        if method == "semantic-flow" and (time.perf_counter() - start >= next_eval or step == steps - 1):
+            curve.append({"step": step + 1, "wall_s": time.perf_counter() - start, **_evaluate(trainer)})
+            next_eval += args.eval_every_seconds
+            print(f"{method} step {step + 1}: {curve[-1]}", file=sys.stderr, flush=True)
+    trainer.save_checkpoint(steps - 1)
+    return {
+        "method": method,
+        "steps": steps,
+        "rays_per_batch": rays_per_batch,
+        "train_rays_per_s": rays_per_batch * steps / train_time,
+        "train_s": train_time,
+        "wall_s": time.perf_counter() - start,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "curve": curve,
+    }
+
+
+def _default_steps(method: str) -> int:
+    from nerfstudio.configs.method_configs import all_methods
+
+    return all_methods[method].max_num_iterations
+
+
+def _alexnet_home() -> str:
+    """A TORCH_HOME with random AlexNet weights, so that nerfacto's LPIPS can be built offline."""
+    home = Path(tempfile.mkdtemp(prefix="semflow-bench-torch-"))
+    target = home / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    target.parent.mkdir(parents=True)
+    import torch
+    import torchvision
+
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), target)
+    return str(home)
+
+
+def _spawn(method: str, args: Args, env: dict) -> dict:
+    cmd = [sys.executable, __file__, "--worker", method, "--output", str(args.output)]
+    cmd += ["--nerfacto-steps", str(args.nerfacto_steps), "--eval-every-seconds", str(args.eval_every_seconds)]
+    if args.steps is not None:
+        cmd += ["--steps", str(args.steps)]
+    if args.data is not None:
+        cmd += ["--data", str(args.data)]
+    out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def print_tables(results: list) -> None:
+    table = Table(title="Training speed (CPU)")
+    for column in ("method", "rays/batch", "steps", "train rays/s", "peak RSS (MB)", "wall (s)"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            r["method"],
+            str(r["rays_per_batch"]),
+            str(r["steps"]),
+            f"{r['train_rays_per_s']:.0f}",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['wall_s']:.0f}",
+        )
+    CONSOLE.print(table)
+    speeds = {r["method"]: r["train_rays_per_s"] for r in results}
+    if "nerfacto" in speeds and "semantic-flow" in speeds:
+        CONSOLE.print(f"semantic-flow / nerfacto training rays/s: {speeds['semantic-flow'] / speeds['nerfacto']:.2f}x")
+    for r in results:
+        if not r["curve"]:
+            continue
+        curve = Table(title=f"{r['method']}: held-out views against wall time")
+        for column in ("wall (s)", "step", "PSNR", "SSIM", "mIoU", "total acc.", "class acc."):
+            curve.add_column(column)
+        for p in r["curve"]:
+            curve.add_row(
+                f"{p['wall_s']:.0f}",
+                str(p["step"]),
+                f"{p['psnr']:.2f}",
+                f"{p['ssim']:.3f}",
+                f"{p['miou']:.3f}",
+                f"{p['total_accuracy']:.3f}",
+                f"{p['class_accuracy']:.3f}",
+            )
+        CONSOLE.print(curve)
+
+
+def main(args: Args) -> None:
+    if args.worker is not None:
+        result = run_worker(args.worker, args)
+        print(json.dumps(result))
+        return
+    args.output.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    results = [_spawn("semantic-flow", args, env)]
+    if args.nerfacto_steps > 0:
+        env["TORCH_HOME"] = _alexnet_home()
+        results.append(_spawn("nerfacto", args, env))
+    (args.output / "results.json").write_text(json.dumps(results, indent=1))
+    print_tables(results)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

@@ -1,0 +1,36 @@
+"""Shared fixtures: a tiny demo scene generated once per session, and seeded random generators."""
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from semflow_ns.data.demo import DemoSceneConfig, generate_demo_scene
+
+TINY_DEMO = DemoSceneConfig(num_frames=8, width=32, height=24, num_eval_times=2)
+"""8 video frames of 32x24 pixels and 4 held-out views; renders in a fraction of a second."""
+
+
+@pytest.fixture(scope="session")
+def tiny_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of a tiny, valid demo scene (labels, instances, flow, held-out views). Treat it as read-only:
+    tests that modify a scene work on a copy (see ``scene_copy``)."""
+    root = tmp_path_factory.mktemp("tiny_scene") / "scene"
+    generate_demo_scene(root, TINY_DEMO, progress=False)
+    return root.resolve()
+
+
+@pytest.fixture
+def scene_copy(tiny_scene: Path, tmp_path: Path) -> Path:
+    """A private copy of ``tiny_scene`` that the test may edit."""
+    return Path(shutil.copytree(tiny_scene, tmp_path / "scene")).resolve()
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)

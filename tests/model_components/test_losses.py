@@ -1,0 +1,58 @@
+"""Loss terms: zero at their optimum, masks and ignore labels respected."""
+
+import math
+
+import torch
+
+from semflow_ns.model_components import losses
+
+
+def test_masked_mse_ignores_masked_rays():
+    pred, target = torch.zeros(4, 3), torch.zeros(4, 3)
+    pred[1] = 1.0
+    mask = torch.tensor([[1.0], [0.0], [1.0], [1.0]])
+    assert losses.masked_mse(pred, target, mask) == 0
+    assert torch.isclose(losses.masked_mse(pred, target), torch.tensor(0.25))
+
+
+def test_masked_mean_of_an_empty_mask_is_zero():
+    assert losses.masked_mean(torch.ones(3, 2), torch.zeros(3, 1)) == 0
+
+
+def test_semantic_cross_entropy_ignores_unlabelled_and_masked_rays():
+    logits = torch.tensor([[10.0, 0.0], [0.0, 10.0], [10.0, 0.0]])
+    labels = torch.tensor([[0], [1], [-1]])
+    assert losses.semantic_cross_entropy(logits, labels) < 1e-3
+    wrong = torch.tensor([[1], [0], [-1]])
+    assert losses.semantic_cross_entropy(logits, wrong) > 9
+    only_third = torch.tensor([[0.0], [0.0], [1.0]])
+    assert losses.semantic_cross_entropy(logits, wrong, only_third) == 0
+    uniform = torch.zeros(1, 4)
+    assert torch.isclose(losses.semantic_cross_entropy(uniform, torch.tensor([[2]])), torch.tensor(math.log(4)))
+
+
+def test_optical_flow_loss_is_l1_on_valid_pixels():
+    induced = torch.tensor([[1.0, 2.0], [5.0, 5.0]])
+    observed = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    valid = torch.tensor([[1.0], [0.0]])
+    assert torch.isclose(losses.optical_flow_loss(induced, observed, valid), torch.tensor(0.5))
+
+
+def test_cycle_loss_is_zero_for_exact_inverse_flows():
+    there = torch.randn(4, 8, 3)
+    assert losses.cycle_consistency_loss(there, -there) == 0
+    assert losses.cycle_consistency_loss(there, there) > 0
+
+
+def test_flow_regularisers():
+    forward = torch.randn(2, 5, 3)
+    assert losses.temporal_smoothness_loss(forward, -forward) == 0
+    assert losses.slow_flow_loss(torch.zeros(2, 3), torch.zeros(2, 3)) == 0
+    constant = torch.ones(2, 5, 3) * torch.randn(2, 1, 3)
+    assert losses.spatial_smoothness_loss(constant) == 0
+    assert losses.spatial_smoothness_loss(forward) > 0
+
+
+def test_entropy_is_zero_at_zero_and_one():
+    assert losses.entropy_loss(torch.tensor([[0.0], [1.0]])) < 1e-4
+    assert losses.entropy_loss(torch.tensor([[0.5]])) > 0.3

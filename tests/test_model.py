@@ -1,0 +1,130 @@
+"""The assembled model: parameter groups, outputs, gradients, ablation switches."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from semflow_ns.fields.encoding import PlaneEncodingConfig
+from semflow_ns.method_config import semantic_flow_config
+
+DISPLAY_OUTPUTS = {
+    "rgb": 3,
+    "depth": 1,
+    "accumulation": 1,
+    "semantics_colormap": 3,
+    "rgb_static": 3,
+    "rgb_dynamic": 3,
+    "dynamic_mask": 1,
+    "optical_flow": 3,
+}
+
+
+def tiny_pipeline(scene: Path, **model_overrides):
+    config = semantic_flow_config()
+    config.pipeline.datamanager.dataparser.data = scene
+    config.pipeline.datamanager.train_num_rays_per_batch = 64
+    model = config.pipeline.model
+    model.num_proposal_samples, model.num_samples, model.semantic_samples = 12, 6, 3
+    small = PlaneEncodingConfig(resolutions=(8,), num_components=4)
+    for field_config in (model.static_field, model.dynamic_field):
+        field_config.planes, field_config.hidden_dim, field_config.feature_dim = small, 16, 7
+    model.scene_flow.planes, model.proposal_planes = small, small
+    for key, value in model_overrides.items():
+        setattr(model, key, value)
+    return config, config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_scene):
+    config, pipeline = tiny_pipeline(tiny_scene)
+    return config, pipeline
+
+
+def train_step(pipeline, optimizer):
+    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    optimizer.zero_grad()
+    sum(loss_dict.values()).backward()
+    optimizer.step()
+    return loss_dict
+
+
+def test_every_parameter_is_in_exactly_one_group(trained):
+    config, pipeline = trained
+    groups = pipeline.model.get_param_groups()
+    assert set(groups) == set(config.optimizers)
+    seen = [id(p) for params in groups.values() for p in params]
+    assert len(seen) == len(set(seen)), "a parameter is in two groups"
+    model_params = {id(p) for p in pipeline.model.parameters() if p.numel() > 0}
+    assert model_params == set(seen), "a parameter is in no group (it would never be trained)"
+    attention_params = {id(p) for p in pipeline.model.attention.parameters()}
+    assert attention_params <= {id(p) for p in groups["semantics"]}
+
+
+def test_training_losses_are_finite_and_gradients_reach_every_parameter(trained):
+    _, pipeline = trained
+    model = pipeline.model
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    train_step(pipeline, optimizer)  # moves the zero-initialised flow head off zero
+    loss_dict = train_step(pipeline, optimizer)
+    expected = {
+        "rgb",
+        "semantic",
+        "semantic_consistency_next",
+        "semantic_consistency_prev",
+        "optical_flow_next",
+        "cycle",
+        "rgb_warped_prev",
+        "blend",
+        "sparsity",
+        "interlevel",
+    }
+    assert expected <= set(loss_dict)
+    assert all(torch.isfinite(v) for v in loss_dict.values())
+    missing = [n for n, p in model.named_parameters() if p.numel() and (p.grad is None or not p.grad.abs().sum() > 0)]
+    assert not missing, f"no gradient reaches {missing}"
+
+
+def test_outputs_for_a_camera_are_per_pixel_images(trained):
+    _, pipeline = trained
+    model = pipeline.model
+    model.eval()
+    camera, batch = pipeline.datamanager.next_eval_image(0)
+    outputs = model.get_outputs_for_camera(camera)
+    height, width = batch["image"].shape[:2]
+    for name, channels in DISPLAY_OUTPUTS.items():
+        assert outputs[name].shape == (height, width, channels), name
+    assert outputs["semantics"].shape == (height, width, len(model.class_names))
+    assert not any(k.startswith("expected_points") for k in outputs)
+    metrics, images = model.get_image_metrics_and_images(outputs, batch)
+    assert {"psnr", "ssim", "miou", "total_accuracy", "class_accuracy"} <= set(metrics)
+    assert {"img", "semantics", "depth"} <= set(images)
+
+
+def test_semantics_colormap_uses_the_class_colours(trained):
+    _, pipeline = trained
+    model = pipeline.model
+    model.eval()
+    camera, _ = pipeline.datamanager.next_eval_image(0)
+    outputs = model.get_outputs_for_camera(camera)
+    expected = model.class_colors[outputs["semantics"].argmax(-1)]
+    assert torch.equal(outputs["semantics_colormap"], expected)
+
+
+@pytest.mark.parametrize("overrides", [{"semantic_source": "point"}, {"detach_semantic_weights": True}])
+def test_ablation_switches_train(tiny_scene, overrides):
+    _, pipeline = tiny_pipeline(tiny_scene, **overrides)
+    optimizer = torch.optim.Adam(pipeline.model.parameters(), lr=1e-2)
+    loss_dict = train_step(pipeline, optimizer)
+    assert all(torch.isfinite(v) for v in loss_dict.values())
+    if overrides.get("semantic_source") == "point":
+        assert pipeline.model.attention is None and pipeline.model.aggregator is None
+
+
+def test_attention_switch_off_still_trains(tiny_scene):
+    config = semantic_flow_config().pipeline.model.attention
+    config.enabled = False
+    _, pipeline = tiny_pipeline(tiny_scene, attention=config)
+    loss_dict = train_step(pipeline, torch.optim.Adam(pipeline.model.parameters(), lr=1e-2))
+    assert all(torch.isfinite(v) for v in loss_dict.values())
