@@ -1,4 +1,4 @@
-"""Registration of the `semflow-data` DataParser (entry point `nerfstudio.dataparser_configs`).
+"""Registration of the `semflow-data` and `dynnerf-data` DataParsers (entry point `nerfstudio.dataparser_configs`).
 
 Kept in a module of its own with only data-side imports: nerfstudio loads dataparser entry points
 while its datamanager module is half imported, so importing the trainer or pipeline here would be
@@ -7,9 +7,15 @@ circular.
 
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 
+from semflow_ns.data.dynnerf_dataparser import DynNeRFDataParserConfig
 from semflow_ns.data.semflow_dataparser import SemanticFlowDataParserConfig
 
 semflow_data = DataParserSpecification(
     config=SemanticFlowDataParserConfig(),
     description="dynamic scene in the semflow format (transforms.json with times, labels and optical flow)",
+)
+
+dynnerf_data = DataParserSpecification(
+    config=DynNeRFDataParserConfig(),
+    description="DynNeRF/NSFF scene folder (poses_bounds.npy, images_2/, SegmentationClass*/, labelmap.txt, flow/)",
 )

@@ -13,6 +13,7 @@ Per ray batch (:meth:`SemanticFlowModel.get_outputs`):
    semantic-consistency, cycle-consistency and optical-flow losses.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, NamedTuple, Optional
@@ -25,7 +26,11 @@ from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.data.dataparsers.base_dataparser import Semantics
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.model_components.losses import distortion_loss, interlevel_loss
-from nerfstudio.model_components.ray_samplers import ProposalNetworkSampler, UniformSampler
+from nerfstudio.model_components.ray_samplers import (
+    ProposalNetworkSampler,
+    UniformLinDispPiecewiseSampler,
+    UniformSampler,
+)
 from nerfstudio.model_components.renderers import DepthRenderer
 from nerfstudio.model_components.scene_colliders import NearFarCollider
 from nerfstudio.models.base_model import Model, ModelConfig
@@ -46,9 +51,12 @@ from semflow_ns.fields.density_field import ProposalDensityField
 from semflow_ns.fields.encoding import PlaneEncodingConfig, SceneNormalizer
 from semflow_ns.fields.radiance_field import RadianceField, RadianceFieldConfig, RadianceSamples
 from semflow_ns.model_components import losses
+from semflow_ns.model_components.editing import SceneEdit, highlight, removal_keep
 from semflow_ns.model_components.metrics import semantic_metrics
-from semflow_ns.model_components.rendering import blended_weights, composite, induced_flow
-from semflow_ns.utils.flow_colors import flow_to_rgb
+from semflow_ns.model_components.render_times import RenderTimes
+from semflow_ns.model_components.rendering import BlendedWeights, blended_weights, composite, induced_flow
+from semflow_ns.utils.colors import flow_to_rgb, instance_palette
+from semflow_ns.viewer.panel import build_panel
 
 
 @dataclass
@@ -61,7 +69,9 @@ class SemanticFlowModelConfig(ModelConfig):
     far_plane: float = 10.0
     """Where sampling ends (world units), unless the scene gives `far`."""
     scene_contraction: bool = False
-    """Contract space outside the scene box (for unbounded real scenes)."""
+    """Contract space outside the scene box; on automatically for scenes marked `unbounded` (real videos)."""
+    unbounded_far_plane: float = 1000.0
+    """Far plane of contracted (unbounded) scenes; samples beyond the box are spaced in disparity."""
     background_color: Literal["black", "white"] = "black"
     """Colour behind the last sample."""
     num_proposal_samples: int = 64
@@ -131,8 +141,20 @@ class SemanticFlowModelConfig(ModelConfig):
     """Proposal sampler fit (nerfstudio's interlevel loss)."""
     distortion_loss_mult: float = 0.002
     """Distortion loss on the final weights (mip-NeRF 360)."""
+    instance_loss_mult: float = 0.08
+    """Cross entropy of rendered instance ids, full and dynamic renders (scenes with instance labels)."""
     eval_foreground_only: bool = False
     """Score semantics with every static class merged into class 0 (the paper's foreground protocol)."""
+    default_render_time: float = 0.0
+    """Time in [0, 1] at which cameras without times are rendered (nerfstudio 1.1.5's `ns-render interpolate`
+    drops them); camera times outside [0, 1] are clamped. Either is reported once per model."""
+    remove_classes: tuple[str, ...] = ()
+    """Render-time edit (viewer, ns-render, ns-eval, exports; never training): classes removed from the scene.
+    `semflow-render --remove-classes` sets it for one render; the viewer panel changes it live."""
+    remove_instances: tuple[str, ...] = ()
+    """Render-time edit: instances (names or ids) removed from the scene."""
+    highlight_classes: tuple[str, ...] = ()
+    """Render-time edit: if set, everything but these classes is dimmed in `rgb`."""
 
 
 class DynamicQuery(NamedTuple):
@@ -148,8 +170,21 @@ class DynamicQuery(NamedTuple):
     """Video frame nearest to each sample's time."""
 
 
+class RenderWeights(NamedTuple):
+    """Compositing weights of the blended render and of each field alone."""
+
+    blended: BlendedWeights
+    static: Float[Tensor, "num_rays num_samples 1"]
+    dynamic: Float[Tensor, "num_rays num_samples 1"]
+
+
 class SemanticFlowModel(Model):
-    """See :class:`SemanticFlowModelConfig` and the module docstring."""
+    """See :class:`SemanticFlowModelConfig` and the module docstring.
+
+    The semantic heads output ``num_classes`` class logits followed, when the scene has instance
+    labels, by ``num_instance_ids`` instance logits (ids 0..max id, 0 = no instance); both are
+    volume-rendered the same way.
+    """
 
     config: SemanticFlowModelConfig
 
@@ -161,12 +196,20 @@ class SemanticFlowModel(Model):
         semantics: Semantics = metadata["semantics"]
         self.class_names = list(semantics.classes)
         self.register_buffer("class_colors", semantics.colors.float().clone(), persistent=False)
-        num_classes, num_frames = len(self.class_names), len(video)
+        num_frames = len(video)
+        self.num_classes = len(self.class_names)
+        self.num_instance_ids = max((i.id for i in self.scene_info.instances), default=-1) + 1
+        self.register_buffer("instance_colors", instance_palette(max(self.num_instance_ids, 1)), persistent=False)
+        self.edit = SceneEdit()
+        num_logits = self.num_classes + self.num_instance_ids
         cfg = self.config
 
         near, far = self.scene_info.near_far((cfg.near_plane, cfg.far_plane))
+        unbounded = cfg.scene_contraction or self.scene_info.unbounded
+        if unbounded:  # contracted space reaches infinity: sample far beyond the scene's far bound
+            far = max(far, cfg.unbounded_far_plane)
         self.collider = NearFarCollider(near_plane=near, far_plane=far)
-        self.normalizer = SceneNormalizer(self.scene_box, contract=cfg.scene_contraction)
+        self.normalizer = SceneNormalizer(self.scene_box, contract=unbounded)
         self.timeline = VideoTimeline(video.times)
         self.proposal_field = ProposalDensityField(cfg.proposal_planes, self.normalizer, num_frames)
         self.proposal_sampler = ProposalNetworkSampler(
@@ -177,7 +220,9 @@ class SemanticFlowModel(Model):
             update_sched=lambda step: int(
                 np.clip(np.interp(step, [0, cfg.proposal_warmup], [1, cfg.proposal_update_every]), 1, None)
             ),
-            initial_sampler=UniformSampler(single_jitter=False),
+            initial_sampler=UniformLinDispPiecewiseSampler(single_jitter=False)
+            if unbounded
+            else UniformSampler(single_jitter=False),
         )
         self.static_field = RadianceField(cfg.static_field, time_dependent=False)
         self.dynamic_field = RadianceField(cfg.dynamic_field, time_dependent=True, num_frames=num_frames)
@@ -193,9 +238,11 @@ class SemanticFlowModel(Model):
             self.aggregator = FlowFeatureAggregator(self.video_cameras, bank)
             self.attention = FlowAttention(cfg.attention, cfg.encoder.feature_dim, cfg.scene_flow.window)
             head_in += self.attention.get_out_dim()
-        self.semantic_head = SemanticHead(head_in, num_classes, cfg.semantic_hidden_dim)
-        self.static_semantic_head = SemanticHead(cfg.static_field.feature_dim, num_classes, cfg.semantic_hidden_dim)
+        self.semantic_head = SemanticHead(head_in, num_logits, cfg.semantic_hidden_dim)
+        self.static_semantic_head = SemanticHead(cfg.static_field.feature_dim, num_logits, cfg.semantic_hidden_dim)
         self.renderer_depth = DepthRenderer(method="expected")
+        self.render_times = RenderTimes(cfg.default_render_time)
+        self.semantic_flow_panel = build_panel(self)
 
     # ------------------------------------------------------------------------------------------
     # parameters and callbacks
@@ -265,38 +312,62 @@ class SemanticFlowModel(Model):
 
     def dynamic_logits(
         self, query: DynamicQuery, weights: Float[Tensor, "num_rays num_samples 1"]
-    ) -> tuple[Float[Tensor, "num_rays num_kept num_classes"], Int[Tensor, "num_rays num_kept"]]:
-        """Semantic logits of the dynamic part, at the samples that matter for rendering.
+    ) -> tuple[Float[Tensor, "num_rays num_kept num_logits"], Optional[Int[Tensor, "num_rays num_kept"]]]:
+        """Semantic (and instance) logits of the dynamic part, at the samples that matter for rendering.
+
+        Args:
+            query: the dynamic query at every sample.
+            weights: in training, the dynamic weights that select the ``semantic_samples`` samples per
+                ray; otherwise the dynamic opacities α_d: samples with α_d below 1e-4 cannot contribute
+                to any render (every dynamic weight has a factor α_d) and get zero logits.
 
         Returns:
-            The logits and, for each ray, the indices of the samples they belong to (the
-            ``semantic_samples`` samples with the largest ``weights`` in training; all samples otherwise).
+            The logits and, in training, the indices of the samples they belong to (None: every sample).
         """
-        num_samples = weights.shape[1]
         keep = self.config.semantic_samples
-        if self.training and 0 < keep < num_samples:
+        if self.training and 0 < keep < weights.shape[1]:
             index = weights[..., 0].detach().topk(keep, dim=-1).indices
-        else:
-            index = torch.arange(num_samples, device=weights.device).expand(weights.shape[0], -1)
-        pick = partial(gather_samples, index=index)
+            return self._dynamic_head(query, partial(gather_samples, index=index)), index
+        if self.training:
+            return self._dynamic_head(query, lambda values: values), None
+        visible = weights[..., 0] > 1e-4
+        logits = weights.new_zeros(*visible.shape, self.num_classes + self.num_instance_ids)
+        if visible.any():
+            logits[visible] = self._dynamic_head(query, lambda values: values[visible])
+        return logits, None
+
+    def _dynamic_head(self, query: DynamicQuery, pick: Callable[[Tensor], Tensor]) -> Tensor:
+        """Semantic head on the samples chosen by ``pick`` (a selection along the sample dimensions)."""
         head_in = pick(query.radiance.features)
         if self.config.semantic_source == "flow":
             trajectory = pick(query.trajectory.flatten(-2)).unflatten(-1, query.trajectory.shape[-2:])
-            head_in = torch.cat(
-                [self._semantic_input(pick(query.unit), trajectory, pick(query.frames[..., None])[..., 0]), head_in], -1
-            )
-        return self.semantic_head(head_in), index
+            frames = pick(query.frames[..., None])[..., 0]
+            head_in = torch.cat([self._semantic_input(pick(query.unit), trajectory, frames), head_in], dim=-1)
+        return self.semantic_head(head_in)
 
     # ------------------------------------------------------------------------------------------
     # rendering
 
     def _render_logits(
         self, weights: Float[Tensor, "num_rays num_samples 1"], logits: Tensor, index: Optional[Tensor] = None
-    ) -> Float[Tensor, "num_rays num_classes"]:
+    ) -> Float[Tensor, "num_rays num_logits"]:
         """Volume-renders raw logits; ``index`` selects the samples ``logits`` belong to (all if None)."""
         if self.config.detach_semantic_weights:
             weights = weights.detach()
         return composite(weights if index is None else gather_samples(weights, index), logits)
+
+    def _split_logits(self, logits: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+        """(class logits, instance logits or None) of a logits tensor from the semantic heads."""
+        instances = logits[..., self.num_classes :] if self.num_instance_ids else None
+        return logits[..., : self.num_classes], instances
+
+    @staticmethod
+    def _weights(ray_samples: RaySamples, static: Tensor, dynamic: Tensor, blend: Tensor) -> RenderWeights:
+        return RenderWeights(
+            blended=blended_weights(ray_samples.deltas, static, dynamic, blend),
+            static=ray_samples.get_weights(static),
+            dynamic=ray_samples.get_weights(dynamic),
+        )
 
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
         if ray_bundle.times is None:
@@ -312,36 +383,49 @@ class SemanticFlowModel(Model):
         query = self.dynamic_query(unit, times)
         dynamic = query.radiance
         assert dynamic.blend is not None
-        blended = blended_weights(ray_samples.deltas, static.density, dynamic.density, dynamic.blend)
-        weights_static = ray_samples.get_weights(static.density)
-        weights_dynamic = ray_samples.get_weights(dynamic.density)
         static_logits = self.static_semantic_head(static.features)
-        logits, index = self.dynamic_logits(query, blended.dynamic + weights_dynamic)
+        if self.training:
+            weights = self._weights(ray_samples, static.density, dynamic.density, dynamic.blend)
+            logits, index = self.dynamic_logits(query, weights.blended.dynamic + weights.dynamic)
+        else:
+            logits, index = self.dynamic_logits(query, 1.0 - torch.exp(-dynamic.density * ray_samples.deltas))
+            static_density, dynamic_density = static.density, dynamic.density
+            if self.edit.removes:  # zero the density of removed samples before compositing (paper §5.5)
+                static_density = static_density * removal_keep(self.edit, *self._split_logits(static_logits))
+                dynamic_density = dynamic_density * removal_keep(self.edit, *self._split_logits(logits))
+            weights = self._weights(ray_samples, static_density, dynamic_density, dynamic.blend)
+        blended = weights.blended
 
         accumulation = blended.total.sum(dim=-2).clamp(max=1.0)
         background = 1.0 if self.config.background_color == "white" else 0.0
         rgb = composite(blended.dynamic, dynamic.rgb) + composite(blended.static, static.rgb)
-        semantics = self._render_logits(blended.dynamic, logits, index) + self._render_logits(
+        full_logits = self._render_logits(blended.dynamic, logits, index) + self._render_logits(
             blended.static, static_logits
         )
+        semantics, instances = self._split_logits(full_logits)
         outputs = {
             "rgb": (rgb + background * (1.0 - accumulation)).clamp(0.0, 1.0),
             "depth": self.renderer_depth(weights=blended.total, ray_samples=ray_samples),
             "accumulation": accumulation,
             "semantics": semantics,
             "semantics_colormap": self.class_colors[semantics.argmax(dim=-1)],
-            "rgb_static": composite(weights_static, static.rgb),
-            "rgb_dynamic": composite(weights_dynamic, dynamic.rgb),
-            "semantics_static": self._render_logits(weights_static, static_logits),
-            "semantics_dynamic": self._render_logits(weights_dynamic, logits, index),
+            "rgb_static": composite(weights.static, static.rgb),
+            "rgb_dynamic": composite(weights.dynamic, dynamic.rgb),
             "dynamic_mask": composite(blended.total, dynamic.blend).clamp(0.0, 1.0),
             "expected_points": composite(blended.total, positions),
             "expected_points_next": composite(blended.total, self.normalizer.to_world(unit + query.flow.forward)),
         }
-        if self.training:
-            outputs["weights_list"] = weights_list + [blended.total]  # type: ignore[assignment]
-            outputs["ray_samples_list"] = ray_samples_list + [ray_samples]  # type: ignore[assignment]
-            outputs.update(self._warped_outputs(ray_samples, times, query, weights_dynamic))
+        if instances is not None:
+            outputs["instances"] = self.instance_colors[instances.argmax(dim=-1)]
+        if not self.training:
+            outputs["rgb"] = highlight(self.edit, outputs["rgb"], semantics)
+            return outputs
+        outputs["label_logits"] = full_logits
+        outputs["label_logits_static"] = self._render_logits(weights.static, static_logits)
+        outputs["label_logits_dynamic"] = self._render_logits(weights.dynamic, logits, index)
+        outputs["weights_list"] = weights_list + [blended.total]  # type: ignore[assignment]
+        outputs["ray_samples_list"] = ray_samples_list + [ray_samples]  # type: ignore[assignment]
+        outputs.update(self._warped_outputs(ray_samples, times, query, weights.dynamic))
         return outputs
 
     def _warped_outputs(
@@ -360,7 +444,7 @@ class SemanticFlowModel(Model):
             neighbour, exists = self.timeline.neighbour(ray_frames, direction)
             out[f"exists_{name}"] = exists[:, None].float()
             out[f"rgb_dynamic_{name}"] = composite(weights, warped.radiance.rgb)
-            out[f"semantics_dynamic_{name}"] = self._render_logits(weights, logits, index)
+            out[f"label_logits_dynamic_{name}"] = self._render_logits(weights, logits, index)
             out[f"neighbour_{name}"] = neighbour
             out[f"points_{name}"] = composite(weights_dynamic, self.normalizer.to_world(warped_unit))
             cycle.append(losses.cycle_consistency_loss(query.flow.toward(direction), warped.flow.toward(-direction)))
@@ -388,20 +472,16 @@ class SemanticFlowModel(Model):
         cfg = self.config
         image = batch["image"].to(self.device)[..., :3]
         labels = batch["semantics"].to(self.device)
-        motion = batch["motion"].to(self.device)
-        static_rays = 1.0 - motion
-        loss = {
-            "rgb": cfg.rgb_loss_mult * losses.masked_mse(outputs["rgb"], image),
-            "rgb_dynamic": cfg.rgb_dynamic_loss_mult * losses.masked_mse(outputs["rgb_dynamic"], image),
-            "rgb_static": cfg.rgb_static_loss_mult * losses.masked_mse(outputs["rgb_static"], image, static_rays),
-            "semantic": cfg.semantic_loss_mult * losses.semantic_cross_entropy(outputs["semantics"], labels),
-            "semantic_dynamic": cfg.semantic_dynamic_loss_mult
-            * losses.semantic_cross_entropy(outputs["semantics_dynamic"], labels),
-            "semantic_static": cfg.semantic_static_loss_mult
-            * losses.semantic_cross_entropy(outputs["semantics_static"], labels, static_rays),
-        }
+        loss = {"rgb": cfg.rgb_loss_mult * losses.masked_mse(outputs["rgb"], image)}
         if not self.training:
+            loss["semantic"] = cfg.semantic_loss_mult * losses.semantic_cross_entropy(outputs["semantics"], labels)
             return loss
+        motion = batch["motion"].to(self.device)
+        known = (motion >= 0).float()  # -1 = unknown motion (no labels and no motion mask)
+        static_rays = (motion == 0).float()
+        loss["rgb_dynamic"] = cfg.rgb_dynamic_loss_mult * losses.masked_mse(outputs["rgb_dynamic"], image)
+        loss["rgb_static"] = cfg.rgb_static_loss_mult * losses.masked_mse(outputs["rgb_static"], image, static_rays)
+        loss.update(self._label_losses(outputs, batch, static_rays))
         assert metrics_dict is not None
         loss["interlevel"] = cfg.interlevel_loss_mult * metrics_dict["interlevel"]
         loss["distortion"] = cfg.distortion_loss_mult * metrics_dict["distortion"]
@@ -412,24 +492,46 @@ class SemanticFlowModel(Model):
             loss[f"rgb_warped_{name}"] = cfg.rgb_warped_loss_mult * losses.masked_mse(
                 outputs[f"rgb_dynamic_{name}"], image, exists
             )
+            warped_classes, _ = self._split_logits(outputs[f"label_logits_dynamic_{name}"])
             loss[f"semantic_consistency_{name}"] = cfg.semantic_consistency_loss_mult * losses.semantic_cross_entropy(
-                outputs[f"semantics_dynamic_{name}"], labels, exists
+                warped_classes, labels, exists
             )
+            valid = batch[f"{flow_key}_valid"].to(self.device) * exists
             loss[f"optical_flow_{name}"] = cfg.optical_flow_loss_mult * losses.optical_flow_loss(
-                induced,
-                batch[flow_key].to(self.device),
-                batch[f"{flow_key}_valid"].to(self.device) * exists,
+                induced, batch[flow_key].to(self.device), valid
             )
         loss["cycle"] = cfg.cycle_loss_mult * outputs["loss_cycle"]
         loss["slow_flow"] = cfg.slow_flow_loss_mult * outputs["loss_slow"]
         loss["temporal_smooth"] = cfg.temporal_smooth_loss_mult * outputs["loss_temporal"]
         loss["spatial_smooth"] = cfg.spatial_smooth_loss_mult * outputs["loss_spatial"]
-        loss["blend"] = cfg.blend_loss_mult * torch.abs(outputs["dynamic_mask"] - motion).mean()
+        loss["blend"] = cfg.blend_loss_mult * losses.masked_mean(torch.abs(outputs["dynamic_mask"] - motion), known)
         loss["sparsity"] = cfg.sparsity_loss_mult * outputs["loss_sparsity"]
         return loss
 
+    def _label_losses(
+        self, outputs: dict[str, Tensor], batch: dict[str, Any], static_rays: Tensor
+    ) -> dict[str, Tensor]:
+        """Cross entropy of the full, dynamic and static (static pixels only) renders of class and instance logits."""
+        cfg = self.config
+        labels = batch["semantics"].to(self.device)
+        instance_labels = batch["instances"].to(self.device) if self.num_instance_ids else None
+        out = {}
+        for suffix, mult, mask in (
+            ("", cfg.semantic_loss_mult, None),
+            ("_dynamic", cfg.semantic_dynamic_loss_mult, None),
+            ("_static", cfg.semantic_static_loss_mult, static_rays),
+        ):
+            classes, instances = self._split_logits(outputs[f"label_logits{suffix}"])
+            out[f"semantic{suffix}"] = mult * losses.semantic_cross_entropy(classes, labels, mask)
+            if instances is not None and instance_labels is not None and suffix != "_static":
+                out[f"instance{suffix}"] = cfg.instance_loss_mult * losses.semantic_cross_entropy(
+                    instances, instance_labels
+                )
+        return out
+
     @torch.no_grad()
     def get_outputs_for_camera(self, camera: Cameras, obb_box=None) -> dict[str, Tensor]:
+        camera = self.render_times.resolve(camera)  # fills missing times, clamps to [0, 1]; says so once
         outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
         outputs["optical_flow"] = self._flow_image(
             camera, outputs.pop("expected_points"), outputs.pop("expected_points_next")
@@ -463,6 +565,14 @@ class SemanticFlowModel(Model):
             images["semantics"] = torch.cat([gt_colors, outputs["semantics_colormap"]], dim=1)
         images["depth"] = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
         return metrics, images
+
+    def get_rgba_image(self, outputs: dict[str, Tensor], output_name: str = "rgb") -> Tensor:
+        """``outputs[output_name]`` (any colour output) with the accumulation as alpha.
+
+        Used by `ns-render --rendered-output-names rgba` and `ns-export pointcloud` (which keeps points
+        with alpha > 0.5); nerfstudio's version needs a ``renderer_rgb`` this model does not have.
+        """
+        return torch.cat([outputs[output_name], outputs["accumulation"]], dim=-1)
 
 
 def load_frames(video: VideoFrames) -> Tensor:

@@ -17,6 +17,7 @@ DISPLAY_OUTPUTS = {
     "rgb_dynamic": 3,
     "dynamic_mask": 1,
     "optical_flow": 3,
+    "instances": 3,
 }
 
 

@@ -8,8 +8,9 @@ field at fault, so a bad scene fails before training starts.
 The format extends nerfstudio's ``transforms.json`` (``file_path``, ``transform_matrix`` as an
 OpenGL camera-to-world matrix, ``fl_x``/``fl_y``/``cx``/``cy``/``w``/``h``) with a per-frame
 ``time`` in [0, 1], semantic and instance label paths, forward/backward optical-flow paths, a class
-list (name, colour, whether the class moves) and optional held-out evaluation views. The README
-section "Data format" documents it for users.
+list (name, colour, whether the class moves), optional held-out evaluation views and, for real
+captures, ``unbounded: true`` (the content extends beyond ``scene_box``). The README section
+"Data format" documents it for users.
 """
 
 from __future__ import annotations
@@ -113,6 +114,12 @@ class SceneDescription:
     far: Optional[float] = None
     extra: dict[str, Any] = field(default_factory=dict)
     """Unrecognised top-level keys, kept so that tools can round-trip them."""
+    unbounded: bool = False
+    """True for real, unbounded (e.g. forward-facing) scenes: content extends beyond ``scene_box``, which
+    bounds only the well-observed part; models contract space outside it and sample in disparity."""
+    motion_masks_from_labels: bool = False
+    """True when the motion masks were derived from the semantic labels (not an independent source), so a
+    frame whose labels are withheld (label subsets) must not keep its motion mask either."""
 
     @property
     def dynamic_class_ids(self) -> list[int]:
@@ -349,6 +356,52 @@ def _check_files(reader: _Reader, frames: Sequence[FrameRecord], key: str, num_c
             raise reader.fail(f"{where}.motion_mask_path", f"{f.motion_mask} does not match the image size {size}")
 
 
+def _frame_lists(
+    reader: _Reader, meta: dict[str, Any], root: Path, top_intr: Optional[Intrinsics]
+) -> tuple[list[FrameRecord], list[FrameRecord]]:
+    """The ``frames`` (checked to be in time order) and ``eval_frames`` lists."""
+    raw_frames = meta.get("frames")
+    if not isinstance(raw_frames, list) or not raw_frames:
+        raise reader.fail("frames", "expected a non-empty list of frames")
+    frames = [_frame(reader, f, f"frames[{i}]", root, top_intr) for i, f in enumerate(raw_frames)]
+    for i in range(1, len(frames)):
+        if frames[i].time <= frames[i - 1].time:
+            raise reader.fail(
+                f"frames[{i}].time",
+                f"{frames[i].time} is not greater than frames[{i - 1}].time = {frames[i - 1].time}; "
+                "frames must be listed in time order",
+            )
+    raw_eval = meta.get("eval_frames", [])
+    if not isinstance(raw_eval, list):
+        raise reader.fail("eval_frames", "expected a list of frames")
+    eval_frames = [_frame(reader, f, f"eval_frames[{i}]", root, top_intr) for i, f in enumerate(raw_eval)]
+    return frames, eval_frames
+
+
+def _scene_box(reader: _Reader, meta: dict[str, Any]) -> Optional[np.ndarray]:
+    """The optional top-level ``scene_box`` [[xmin, ymin, zmin], [xmax, ymax, zmax]] as a [2, 3] array."""
+    if meta.get("scene_box") is None:
+        return None
+    try:
+        scene_box = np.asarray(meta["scene_box"], dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise reader.fail("scene_box", f"expected [[xmin, ymin, zmin], [xmax, ymax, zmax]] ({err})") from err
+    if scene_box.shape != (2, 3) or not np.all(np.isfinite(scene_box)) or np.any(scene_box[1] <= scene_box[0]):
+        raise reader.fail(
+            "scene_box",
+            f"expected [[xmin, ymin, zmin], [xmax, ymax, zmax]] with max > min, got {meta['scene_box']}",
+        )
+    return scene_box
+
+
+def _flag(reader: _Reader, meta: dict[str, Any], key: str) -> bool:
+    """An optional top-level boolean (false when absent)."""
+    value = meta.get(key, False)
+    if not isinstance(value, bool):
+        raise reader.fail(key, f"expected true or false, got {value!r}")
+    return value
+
+
 def load_scene(root: Path, check_files: bool = True) -> SceneDescription:
     """Reads and validates ``root/transforms.json``.
 
@@ -376,33 +429,11 @@ def load_scene(root: Path, check_files: bool = True) -> SceneDescription:
     classes = _classes(reader, meta.get("classes"))
     instances = _instances(reader, meta.get("instances"), classes)
     top_intr = _intrinsics(reader, meta, "top level", None) if "fl_x" in meta else None
-    raw_frames = meta.get("frames")
-    if not isinstance(raw_frames, list) or not raw_frames:
-        raise reader.fail("frames", "expected a non-empty list of frames")
-    frames = [_frame(reader, f, f"frames[{i}]", root, top_intr) for i, f in enumerate(raw_frames)]
-    for i in range(1, len(frames)):
-        if frames[i].time <= frames[i - 1].time:
-            raise reader.fail(
-                f"frames[{i}].time",
-                f"{frames[i].time} is not greater than frames[{i - 1}].time = {frames[i - 1].time}; "
-                "frames must be listed in time order",
-            )
-    raw_eval = meta.get("eval_frames", [])
-    if not isinstance(raw_eval, list):
-        raise reader.fail("eval_frames", "expected a list of frames")
-    eval_frames = [_frame(reader, f, f"eval_frames[{i}]", root, top_intr) for i, f in enumerate(raw_eval)]
+    frames, eval_frames = _frame_lists(reader, meta, root, top_intr)
 
-    scene_box = None
-    if meta.get("scene_box") is not None:
-        try:
-            scene_box = np.asarray(meta["scene_box"], dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise reader.fail("scene_box", f"expected [[xmin, ymin, zmin], [xmax, ymax, zmax]] ({err})") from err
-        if scene_box.shape != (2, 3) or not np.all(np.isfinite(scene_box)) or np.any(scene_box[1] <= scene_box[0]):
-            raise reader.fail(
-                "scene_box",
-                f"expected [[xmin, ymin, zmin], [xmax, ymax, zmax]] with max > min, got {meta['scene_box']}",
-            )
+    scene_box = _scene_box(reader, meta)
+    unbounded = _flag(reader, meta, "unbounded")
+    masks_from_labels = _flag(reader, meta, "motion_masks_from_labels")
     near = reader.number(meta, "near", "top level", -1.0)
     far = reader.number(meta, "far", "top level", -1.0)
     if near >= 0 and far >= 0 and far <= near:
@@ -415,6 +446,7 @@ def load_scene(root: Path, check_files: bool = True) -> SceneDescription:
 
     known = {"classes", "instances", "frames", "eval_frames", "scene_box", "near", "far", "fl_x", "fl_y", "cx", "cy"}
     known |= {"w", "h", "k1", "k2", "p1", "p2", "camera_model", "format", "version"}
+    known |= {"unbounded", "motion_masks_from_labels"}
     return SceneDescription(
         root=root,
         classes=classes,
@@ -425,6 +457,8 @@ def load_scene(root: Path, check_files: bool = True) -> SceneDescription:
         near=near if near >= 0 else None,
         far=far if far >= 0 else None,
         extra={k: v for k, v in meta.items() if k not in known},
+        unbounded=unbounded,
+        motion_masks_from_labels=masks_from_labels,
     )
 
 
@@ -485,6 +519,10 @@ def save_scene(scene: SceneDescription) -> Path:
         meta["near"] = float(scene.near)
     if scene.far is not None:
         meta["far"] = float(scene.far)
+    if scene.unbounded:
+        meta["unbounded"] = True
+    if scene.motion_masks_from_labels:
+        meta["motion_masks_from_labels"] = True
     meta["classes"] = [{"name": c.name, "color": list(c.color), "dynamic": c.dynamic} for c in scene.classes]
     if scene.instances:
         meta["instances"] = [{"id": i.id, "class": i.class_name, "name": i.name} for i in scene.instances]

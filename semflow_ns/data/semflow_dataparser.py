@@ -5,6 +5,10 @@ cameras with ``times``, the semantic class list as nerfstudio :class:`Semantics`
 ``metadata``, everything the model and the dataset need: the per-image file records (labels, optical
 flow) and the training video (cameras, times, image files) that the model projects into.
 
+Label subsets (``--label-frames``, the paper's completion and tracking settings) withhold the labels of
+the other training frames; ``--eval-source unlabelled`` evaluates on exactly those frames (see
+:mod:`semflow_ns.data.splits`). :func:`scene_outputs` is shared with the ``dynnerf-data`` DataParser.
+
 With no ``--data`` it uses the built-in demo scene, generated on first use.
 """
 
@@ -13,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -24,7 +27,8 @@ from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from semflow_ns.data.demo import default_demo_dir, ensure_demo_scene
-from semflow_ns.data.scene_format import FrameRecord, SceneDescription, SceneFormatError, load_scene
+from semflow_ns.data.scene_format import FrameRecord, SceneDescription, load_scene
+from semflow_ns.data.splits import EvalSource, SplitOptions, describe_labels, eval_frames, training_frames
 from semflow_ns.data.video import SceneInfo, VideoFrames
 
 
@@ -71,13 +75,67 @@ class SemanticFlowDataParserConfig(DataParserConfig):
     data: Path = field(default_factory=default_demo_dir)
     """Scene folder holding a transforms.json. The default is the built-in demo scene
     ($SEMFLOW_DEMO_DIR or ~/.cache/semflow_ns/demo), generated there on first use."""
-    eval_source: Literal["auto", "held-out", "video"] = "auto"
-    """Which images the val/test split holds: the scene's held-out views (eval_frames), every
-    `eval_interval`-th video frame, or auto = held-out views when the scene has them."""
+    label_frames: str = "all"
+    """Video frames whose labels are used for training: all | none | 0,1,2,9 | 0-5 | every:K[+OFFSET] |
+    first:P% | first:N (0-based). The other frames still give RGB and flow; their labels are withheld."""
+    eval_source: EvalSource = "auto"
+    """Which images the val/test split holds: the scene's held-out views (held-out), video frames (video:
+    eval-frames, else every eval-interval-th), the frames outside label-frames with their ground-truth labels
+    (unlabelled), or auto = held-out views when the scene has them, else video."""
     eval_interval: int = 8
-    """Video frames used for evaluation when there are no held-out views (they are still trained on)."""
+    """Step between evaluated video frames for eval-source video (they are still trained on)."""
+    eval_frames: str = ""
+    """Evaluated video frames for eval-source video, in the label-frames syntax (empty: use eval-interval)."""
     box_margin: float = 1.0
     """Without a scene_box in transforms.json, the cameras' bounding box is grown by this times its size."""
+
+    def split_options(self) -> SplitOptions:
+        """The options that choose the frames of each split."""
+        return SplitOptions(self.label_frames, self.eval_source, self.eval_interval, self.eval_frames)
+
+
+def scene_outputs(
+    scene: SceneDescription, split: str, config: SemanticFlowDataParserConfig, name: str = "semflow-data"
+) -> DataparserOutputs:
+    """nerfstudio outputs of one split of a loaded scene; every DataParser of the plugin ends here.
+
+    Args:
+        scene: the scene, as read by :func:`load_scene`.
+        split: "train", or "val"/"test" (the evaluation images).
+        config: split and box options.
+        name: DataParser name for the console summary.
+    """
+    options = config.split_options()
+    video_frames = training_frames(scene, options)
+    frames = video_frames if split == "train" else eval_frames(scene, options)
+    box = torch.from_numpy(scene_bounds(scene, config.box_margin)).float()
+    video = VideoFrames(image_filenames=[f.image for f in scene.frames], cameras=frames_to_cameras(scene.frames))
+    info = SceneInfo(
+        classes=list(scene.classes),
+        instances=list(scene.instances),
+        near=scene.near,
+        far=scene.far,
+        has_labels=any(f.semantics is not None for f in video_frames),
+        unbounded=scene.unbounded,
+    )
+    semantics = Semantics(
+        filenames=[f.semantics for f in frames],  # type: ignore[misc]  # None marks an unlabelled image
+        classes=[c.name for c in scene.classes],
+        colors=torch.tensor([c.color for c in scene.classes], dtype=torch.float32) / 255.0,
+    )
+    if split == "train":
+        CONSOLE.print(
+            f"[bold]{name}[/bold]: {scene.root} - {len(scene.frames)} video frames, "
+            f"{len(scene.eval_frames)} held-out views, {len(scene.classes)} classes "
+            f"({', '.join(c.name for c in scene.classes)}); {describe_labels(video_frames, options)}"
+            + ("; unbounded" if scene.unbounded else "")
+        )
+    return DataparserOutputs(
+        image_filenames=[f.image for f in frames],
+        cameras=frames_to_cameras(frames),
+        scene_box=SceneBox(aabb=box),
+        metadata={"semantics": semantics, "semflow_frames": frames, "semflow_video": video, "semflow_scene": info},
+    )
 
 
 class SemanticFlowDataParser(DataParser):
@@ -92,49 +150,5 @@ class SemanticFlowDataParser(DataParser):
             ensure_demo_scene(root)
         return load_scene(root)
 
-    def _split_frames(self, scene: SceneDescription, split: str) -> list[FrameRecord]:
-        if split == "train":
-            return scene.frames
-        source = self.config.eval_source
-        if source == "auto":
-            source = "held-out" if scene.eval_frames else "video"
-        if source == "held-out":
-            if not scene.eval_frames:
-                raise SceneFormatError(
-                    f"{scene.root / 'transforms.json'}: eval_frames: eval-source 'held-out' needs held-out views"
-                )
-            return scene.eval_frames
-        return scene.frames[:: max(1, self.config.eval_interval)]
-
     def _generate_dataparser_outputs(self, split: str = "train", **kwargs) -> DataparserOutputs:
-        scene = self._load()
-        frames = self._split_frames(scene, split)
-        box = torch.from_numpy(scene_bounds(scene, self.config.box_margin)).float()
-        video = VideoFrames(
-            image_filenames=[f.image for f in scene.frames],
-            cameras=frames_to_cameras(scene.frames),
-        )
-        info = SceneInfo(
-            classes=list(scene.classes),
-            instances=list(scene.instances),
-            near=scene.near,
-            far=scene.far,
-            has_labels=scene.has_labels,
-        )
-        semantics = Semantics(
-            filenames=[f.semantics for f in frames],  # type: ignore[misc]  # None marks an unlabelled image
-            classes=[c.name for c in scene.classes],
-            colors=torch.tensor([c.color for c in scene.classes], dtype=torch.float32) / 255.0,
-        )
-        if split == "train":
-            CONSOLE.print(
-                f"[bold]semflow-data[/bold]: {scene.root} - {len(scene.frames)} video frames, "
-                f"{len(scene.eval_frames)} held-out views, {len(scene.classes)} classes "
-                f"({', '.join(c.name for c in scene.classes)})"
-            )
-        return DataparserOutputs(
-            image_filenames=[f.image for f in frames],
-            cameras=frames_to_cameras(frames),
-            scene_box=SceneBox(aabb=box),
-            metadata={"semantics": semantics, "semflow_frames": frames, "semflow_video": video, "semflow_scene": info},
-        )
+        return scene_outputs(self._load(), split, self.config)

@@ -28,7 +28,8 @@ class SemanticFlowDataset(InputDataset):
     Batch keys (after pixel sampling, per ray):
         semantics: [N, 1] int64 class id, -1 if unlabelled.
         instances: [N, 1] int64 instance id (0 = none), -1 if unknown. Only when the scene has instances.
-        motion: [N, 1] float32, 1 where the pixel belongs to a moving class (or motion mask), else 0.
+        motion: [N, 1] float32, 1 where the pixel belongs to a moving class (or motion mask), else 0;
+            -1 (unknown) in a frame with neither labels nor a motion mask.
         flow_fwd / flow_bwd: [N, 2] float32 optical flow in pixels to the next / previous video frame.
         flow_fwd_valid / flow_bwd_valid: [N, 1] float32 forward-backward consistency (0 where unknown).
     """
@@ -68,7 +69,7 @@ class SemanticFlowDataset(InputDataset):
             return torch.isin(semantics, self.dynamic_ids).float()
         height, width = self._size(image_idx)
         if frame.motion_mask is None:
-            return torch.zeros(height, width, 1)
+            return torch.full((height, width, 1), -1.0)
         with Image.open(frame.motion_mask) as image:
             mask = np.asarray(image.convert("L").resize((width, height), Image.Resampling.NEAREST)) > 127
         return torch.from_numpy(mask.astype(np.float32))[..., None]

@@ -42,6 +42,8 @@ class SceneInfo:
     near: Optional[float] = None
     far: Optional[float] = None
     has_labels: bool = True
+    unbounded: bool = False
+    """True for real scenes whose content extends beyond the scene box (contract outside it, sample in disparity)."""
 
     @property
     def dynamic_class_ids(self) -> list[int]:

@@ -85,6 +85,8 @@ class FlowAttention(nn.Module):
         qkv = self.qkv(tokens).unflatten(-1, (3, heads, head_dim))  # (*bs, K, 3, heads, head_dim)
         qkv = qkv.movedim(-4, -2).flatten(0, -5)  # (points, 3, heads, K, head_dim)
         q, k, v = (t.flatten(0, 1) for t in qkv.unbind(1))  # each (points * heads, K, head_dim)
-        weights = torch.softmax(torch.bmm(q, k.transpose(1, 2)) / head_dim**0.5, dim=-1)  # (points * heads, K, K)
+        scores = torch.bmm(q, k.transpose(1, 2)) / head_dim**0.5  # (points * heads, K, K)
+        scores = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+        weights = scores / scores.sum(dim=-1, keepdim=True)  # softmax; the fused kernel is slow for rows of K = 3
         mixed = torch.bmm(weights, v).unflatten(0, (-1, heads)).transpose(1, 2)  # (points, K, heads, head_dim)
         return mixed.flatten(-2).reshape(*tokens.shape[:-1], heads * head_dim)

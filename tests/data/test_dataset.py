@@ -98,7 +98,7 @@ def test_unlabelled_frame_uses_ignore_ids_and_its_motion_mask(scene_copy: Path) 
         assert item["semantics"].shape == (H, W, 1) and bool(torch.all(item["semantics"] == IGNORE_ID))
         assert item["instances"].shape == (H, W, 1) and bool(torch.all(item["instances"] == IGNORE_ID))
     np.testing.assert_array_equal(with_mask["motion"][..., 0].numpy(), (mask > 127).astype(np.float32))
-    assert not without_mask["motion"].any()
+    assert (without_mask["motion"] == -1).all()  # unknown: neither labels nor a motion mask
     dynamic = data.info.dynamic_class_ids
     np.testing.assert_array_equal(labelled["motion"].numpy(), np.isin(labelled["semantics"].numpy(), dynamic))
     assert bool(torch.all(labelled["semantics"] >= 0))

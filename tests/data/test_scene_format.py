@@ -368,3 +368,19 @@ def test_file_checks_can_be_skipped(scene_copy: Path) -> None:
     (scene_copy / "images/00003.png").unlink()
     with pytest.raises(SceneFormatError, match="does not exist"):  # existence is always checked
         load_scene(scene_copy, check_files=False)
+
+
+def test_unbounded_and_label_motion_flags_round_trip(scene_copy: Path) -> None:
+    scene = load_scene(scene_copy)
+    assert not scene.unbounded and not scene.motion_masks_from_labels  # default: false when absent
+    save_scene(dataclasses.replace(scene, unbounded=True, motion_masks_from_labels=True))
+    meta = read_meta(scene_copy)
+    assert meta["unbounded"] is True and meta["motion_masks_from_labels"] is True
+    again = load_scene(scene_copy)
+    assert again.unbounded and again.motion_masks_from_labels and "unbounded" not in again.extra
+
+
+@pytest.mark.parametrize("key", ["unbounded", "motion_masks_from_labels"])
+def test_flags_must_be_booleans(scene_copy: Path, key: str) -> None:
+    edit_meta(scene_copy, lambda meta: meta.update({key: "yes"}))
+    expect_error(scene_copy, f"{key}: expected true or false, got 'yes'")

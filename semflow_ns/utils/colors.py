@@ -1,4 +1,4 @@
-"""Colour coding of 2D optical flow: hue = direction, saturation = magnitude (white = no motion)."""
+"""Colour codings: 2D optical flow (hue = direction, saturation = magnitude) and instance ids."""
 
 import math
 
@@ -25,3 +25,16 @@ def flow_to_rgb(flow: Float[Tensor, "*bs 2"], max_magnitude: float = 0.0) -> Flo
         ramp = torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
         channels.append(1.0 - saturation * ramp)
     return torch.stack(channels, dim=-1)
+
+
+def instance_palette(num: int) -> Float[Tensor, "num 3"]:
+    """Distinct colours for instance ids 0..num-1; id 0 ("no instance") is dark grey.
+
+    Hues step by the golden ratio so that consecutive ids look different.
+    """
+    ids = torch.arange(num, dtype=torch.float32)
+    hue = torch.remainder(ids * 0.6180339887, 1.0)
+    angle = hue * 2.0 * math.pi
+    colors = flow_to_rgb(torch.stack([-torch.cos(angle), -torch.sin(angle)], dim=-1) * 0.7, max_magnitude=1.0) * 0.95
+    colors[0] = 0.25
+    return colors

@@ -1,0 +1,61 @@
+"""Scene editing by semantics: remove classes or instances, or highlight classes, at render time.
+
+Removal follows the paper's editing application (Fig. 1; the official code has it commented out,
+METHOD.md §5.5): a sample whose predicted class (or instance) is removed gets zero density, in the
+static and in the dynamic field, *before* the weights are computed, so the transmittance changes too
+and whatever was behind the removed object shows through.
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+
+@dataclass
+class SceneEdit:
+    """What to change in renders (training is never affected)."""
+
+    removed_classes: set[int] = field(default_factory=set)
+    """Class ids whose samples are removed."""
+    removed_instances: set[int] = field(default_factory=set)
+    """Instance ids whose samples are removed."""
+    highlighted_classes: set[int] = field(default_factory=set)
+    """If non-empty, everything but these classes is dimmed in `rgb`."""
+    dim: float = 0.2
+    """Brightness kept by dimmed pixels in highlight mode."""
+
+    @property
+    def removes(self) -> bool:
+        return bool(self.removed_classes or self.removed_instances)
+
+
+def _member(ids: Tensor, chosen: set[int]) -> Tensor:
+    if not chosen:
+        return torch.zeros_like(ids, dtype=torch.bool)
+    return torch.isin(ids, torch.tensor(sorted(chosen), device=ids.device))
+
+
+def removal_keep(
+    edit: SceneEdit,
+    class_logits: Float[Tensor, "*bs num_classes"],
+    instance_logits: Optional[Float[Tensor, "*bs num_instances"]],
+) -> Float[Tensor, "*bs 1"]:
+    """1 for samples that stay, 0 for samples whose predicted class or instance is removed."""
+    removed = _member(class_logits.argmax(dim=-1), edit.removed_classes)
+    if instance_logits is not None:
+        removed = removed | _member(instance_logits.argmax(dim=-1), edit.removed_instances)
+    return (~removed)[..., None].to(class_logits.dtype)
+
+
+def highlight(
+    edit: SceneEdit, rgb: Float[Tensor, "*bs 3"], semantics: Float[Tensor, "*bs num_classes"]
+) -> Float[Tensor, "*bs 3"]:
+    """Dims pixels by how unlikely they are to show a highlighted class."""
+    if not edit.highlighted_classes:
+        return rgb
+    index = torch.tensor(sorted(edit.highlighted_classes), device=rgb.device)
+    chosen = torch.softmax(semantics, dim=-1)[..., index].sum(dim=-1, keepdim=True)
+    return rgb * (edit.dim + (1.0 - edit.dim) * chosen)

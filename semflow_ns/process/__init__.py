@@ -1,0 +1,11 @@
+"""``semflow-process-data``: a video or a folder of frames (plus optional masks or labels) to a semflow scene.
+
+Stages: :mod:`~semflow_ns.process.frames` (decode, subsample, resize), :mod:`~semflow_ns.process.label_input`
+(pair and decode the labels into classes, instances and motion masks), :mod:`~semflow_ns.process.sfm`
+(pycolmap structure from motion) or :mod:`~semflow_ns.process.poses_input` (poses supplied by the user),
+then optical flow and writing (:mod:`~semflow_ns.process.pipeline`).
+"""
+
+
+class ProcessError(ValueError):
+    """A processing step cannot go on; the message says what failed and what to try."""

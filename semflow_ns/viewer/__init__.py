@@ -1,0 +1,1 @@
+"""nerfstudio viewer integration of semflow_ns (the "Semantic Flow" panel)."""

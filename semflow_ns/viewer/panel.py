@@ -1,0 +1,167 @@
+"""The "Semantic Flow" panel of nerfstudio's viewer: class legend, removal and highlight controls.
+
+The panel is one nerfstudio :class:`ViewerElement` that the model holds as a public attribute, so
+nerfstudio's ``parse_object`` finds it (under "Custom Elements") during `ns-train` and in
+`ns-viewer`. Installing it creates a "Semantic Flow" folder with nerfstudio's own elements:
+
+- "Checkboxes": what unticking means — ``remove unticked`` (the class disappears from the render and
+  whatever was behind it shows through) or ``highlight ticked`` (unticked classes are dimmed in rgb);
+- "Dim others to": brightness of dimmed pixels in highlight mode;
+- "Tick all": back to the unedited scene;
+- "Legend": one colour swatch per class, in the colours of the ``semantics_colormap`` output;
+- "Classes" and, for scenes with instance labels, "Instances": one checkbox each.
+
+Every control calls the panel's own ``cb_hook``. The viewer wraps that hook when it installs the
+panel (under the training lock, followed by a re-render), so a change is applied to the model's
+:class:`SceneEdit` and shows up in the next frame immediately.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nerfstudio.models.base_model import Model
+from nerfstudio.utils.rich_utils import CONSOLE
+from nerfstudio.viewer.viewer_elements import (
+    ViewerButton,
+    ViewerCheckbox,
+    ViewerDropdown,
+    ViewerElement,
+    ViewerRGB,
+    ViewerSlider,
+)
+from torch import Tensor
+from viser import ViserServer
+
+from semflow_ns.data.scene_format import InstanceInfo
+from semflow_ns.model_components.edit_names import EditError, EditRequest, resolve_edit
+from semflow_ns.model_components.editing import SceneEdit
+
+REMOVE = "remove unticked"
+HIGHLIGHT = "highlight ticked"
+
+
+def _rgb255(color: Tensor) -> tuple[int, int, int]:
+    r, g, b = (int(round(float(c) * 255.0)) for c in color)
+    return r, g, b
+
+
+class SemanticFlowPanel(ViewerElement[None]):
+    """Viewer controls that edit which classes and instances a model renders.
+
+    Args:
+        class_names: the scene's classes, in id order.
+        class_colors: [num_classes, 3] colours in [0, 1] (those of ``semantics_colormap``).
+        instances: the scene's instances (empty without instance labels).
+        initial: the edit to show at start (e.g. from the model config).
+        set_edit: called with the new edit whenever a control changes.
+    """
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        class_colors: Tensor,
+        instances: Sequence[InstanceInfo],
+        initial: SceneEdit,
+        set_edit: Callable[[SceneEdit], None],
+    ) -> None:
+        super().__init__("Semantic Flow", cb_hook=lambda _: self.apply())
+        self._set_edit = set_edit
+        self.instances = list(instances)
+        highlight = bool(initial.highlighted_classes) and not initial.removed_classes
+        changed = self._changed
+        self.mode = ViewerDropdown(
+            "Checkboxes",
+            HIGHLIGHT if highlight else REMOVE,
+            [REMOVE, HIGHLIGHT],
+            cb_hook=changed,
+            hint="remove unticked: unticked classes vanish from the render; highlight ticked: the others are dimmed",
+        )
+        self.dim = ViewerSlider("Dim others to", initial.dim, 0.0, 1.0, 0.05, cb_hook=changed)
+        self.tick_all = ViewerButton("Tick all", cb_hook=lambda _: self.reset())
+        self.legend = [
+            ViewerRGB(name, _rgb255(color), disabled=True, hint=f"colour of {name} in semantics_colormap")
+            for name, color in zip(class_names, class_colors, strict=True)
+        ]
+        chosen = initial.highlighted_classes if highlight else set(range(len(class_names))) - initial.removed_classes
+        self.class_boxes = [
+            ViewerCheckbox(name, i in chosen, cb_hook=changed, hint=f"class {i}") for i, name in enumerate(class_names)
+        ]
+        self.instance_boxes = [
+            ViewerCheckbox(
+                f"{inst.name} ({inst.class_name})",
+                inst.id not in initial.removed_instances,
+                cb_hook=changed,
+                hint=f"instance id {inst.id}; untick to remove it",
+            )
+            for inst in self.instances
+        ]
+
+    def _changed(self, _element: ViewerElement) -> None:
+        self.cb_hook(self)
+
+    def edit(self) -> SceneEdit:
+        """The edit that the controls currently describe."""
+        ticked = {i for i, box in enumerate(self.class_boxes) if box.value}
+        every = set(range(len(self.class_boxes)))
+        removed_instances = {
+            inst.id for inst, box in zip(self.instances, self.instance_boxes, strict=True) if not box.value
+        }
+        if self.mode.value == HIGHLIGHT:
+            highlighted = ticked if ticked != every else set()
+            return SceneEdit(set(), removed_instances, highlighted, float(self.dim.value))
+        return SceneEdit(every - ticked, removed_instances, set(), float(self.dim.value))
+
+    def apply(self) -> None:
+        """Hands the controls' edit to the model."""
+        self._set_edit(self.edit())
+
+    def reset(self) -> None:
+        """Ticks every box and returns to removal mode (the unedited scene)."""
+        self.mode.value = REMOVE
+        for box in self.class_boxes + self.instance_boxes:
+            box.value = True
+        self.cb_hook(self)
+
+    def _create_gui_handle(self, viser_server: ViserServer) -> None:
+        self.gui_handle = viser_server.gui.add_folder(self.name)  # type: ignore[assignment]
+
+    def install(self, viser_server: ViserServer) -> None:
+        """Creates the "Semantic Flow" folder and installs the controls in it."""
+        self._create_gui_handle(viser_server)
+        assert self.gui_handle is not None
+        with self.gui_handle:  # type: ignore[attr-defined]
+            for element in (self.mode, self.dim, self.tick_all):
+                element.install(viser_server)
+            groups: list[tuple[str, list[ViewerElement]]] = [
+                ("Legend", list(self.legend)),
+                ("Classes", list(self.class_boxes)),
+                ("Instances", list(self.instance_boxes)),
+            ]
+            for title, elements in groups:
+                if elements:
+                    with viser_server.gui.add_folder(title):
+                        for element in elements:
+                            element.install(viser_server)
+
+
+def build_panel(model: Model) -> SemanticFlowPanel:
+    """The panel of a Semantic Flow model; also applies the edit in the model config.
+
+    The config's ``remove_classes``, ``remove_instances`` and ``highlight_classes`` become the
+    model's initial :class:`SceneEdit` (and the panel's initial state). Names the scene does not have
+    are reported and ignored here; the command lines reject them before loading a model.
+    """
+    cfg: Any = model.config
+    request = EditRequest(tuple(cfg.remove_classes), tuple(cfg.remove_instances), tuple(cfg.highlight_classes))
+    instances = model.scene_info.instances  # type: ignore[attr-defined]
+    try:
+        edit = resolve_edit(request, model.class_names, instances)  # type: ignore[attr-defined]
+    except EditError as err:
+        CONSOLE.print(f"[bold yellow]Semantic Flow:[/bold yellow] ignoring the configured scene edit: {err}")
+        edit = SceneEdit()
+    model.edit = edit
+
+    def set_edit(new: SceneEdit) -> None:
+        model.edit = new
+
+    return SemanticFlowPanel(model.class_names, model.class_colors, instances, edit, set_edit)  # type: ignore[attr-defined]
