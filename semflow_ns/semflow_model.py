@@ -105,6 +105,9 @@ class SemanticFlowModelConfig(ModelConfig):
     """In training, the dynamic semantic branch (feature aggregation, attention, head) runs on this many
     samples per ray, those with the largest rendering weights; their weights carry almost all of the
     rendered logits. 0 = every sample. Evaluation always uses every sample."""
+    warped_ray_fraction: float = 0.25
+    """Fraction of each batch's rays whose samples are warped to t-1 and t+1 and rendered there (warped colour,
+    semantic consistency, cycle consistency). Each costs two more dynamic queries; 1.0 = every ray."""
     detach_semantic_weights: bool = False
     """Detach the density weights when rendering logits (False = the paper's density-as-opacity prior)."""
     rgb_loss_mult: float = 3.0
@@ -389,11 +392,13 @@ class SemanticFlowModel(Model):
             logits, index = self.dynamic_logits(query, weights.blended.dynamic + weights.dynamic)
         else:
             logits, index = self.dynamic_logits(query, 1.0 - torch.exp(-dynamic.density * ray_samples.deltas))
-            static_density, dynamic_density = static.density, dynamic.density
+            static_density, dynamic_density, blend = static.density, dynamic.density, dynamic.blend
             if self.edit.removes:  # zero the density of removed samples before compositing (paper §5.5)
                 static_density = static_density * removal_keep(self.edit, *self._split_logits(static_logits))
-                dynamic_density = dynamic_density * removal_keep(self.edit, *self._split_logits(logits))
-            weights = self._weights(ray_samples, static_density, dynamic_density, dynamic.blend)
+                keep_dynamic = removal_keep(self.edit, *self._split_logits(logits))
+                # a removed dynamic sample also gives up its blending share, or it would still hide the static scene
+                dynamic_density, blend = dynamic_density * keep_dynamic, blend * keep_dynamic
+            weights = self._weights(ray_samples, static_density, dynamic_density, blend)
         blended = weights.blended
 
         accumulation = blended.total.sum(dim=-2).clamp(max=1.0)
@@ -431,23 +436,34 @@ class SemanticFlowModel(Model):
     def _warped_outputs(
         self, ray_samples: RaySamples, times: Tensor, query: DynamicQuery, weights_dynamic: Tensor
     ) -> dict[str, Tensor]:
-        """Training-only renders from the samples warped to the neighbouring frames, and flow terms."""
-        out: dict[str, Tensor] = {}
+        """Training-only renders from the samples warped to the neighbouring frames, and flow terms.
+
+        The optical-flow terms use every ray (they need no extra field evaluation); the renders from
+        warped samples, which query the dynamic part again at t-1 and t+1, use a random subset of
+        ``warped_ray_fraction`` of the rays (``warp_rays``).
+        """
+        num_rays = ray_samples.shape[0]
+        rays = torch.randperm(num_rays, device=times.device)[
+            : max(1, round(num_rays * self.config.warped_ray_fraction))
+        ]
+        out: dict[str, Tensor] = {"warp_rays": rays}
         ray_frames = query.frames[:, 0]
+        subset = ray_samples[rays]
         cycle, flows = [], [query.flow]
         for direction, name in ((1, "next"), (-1, "prev")):
             interval = self.timeline.interval(query.frames, direction)
             warped_unit = query.trajectory[..., self.half_window + direction, :]
-            warped = self.dynamic_query(warped_unit, times + direction * interval)
-            weights = ray_samples.get_weights(warped.radiance.density)
-            logits, index = self.dynamic_logits(warped, weights)
             neighbour, exists = self.timeline.neighbour(ray_frames, direction)
             out[f"exists_{name}"] = exists[:, None].float()
-            out[f"rgb_dynamic_{name}"] = composite(weights, warped.radiance.rgb)
-            out[f"label_logits_dynamic_{name}"] = self._render_logits(weights, logits, index)
             out[f"neighbour_{name}"] = neighbour
             out[f"points_{name}"] = composite(weights_dynamic, self.normalizer.to_world(warped_unit))
-            cycle.append(losses.cycle_consistency_loss(query.flow.toward(direction), warped.flow.toward(-direction)))
+            warped = self.dynamic_query(warped_unit[rays], (times + direction * interval)[rays])
+            weights = subset.get_weights(warped.radiance.density)
+            logits, index = self.dynamic_logits(warped, weights)
+            out[f"rgb_dynamic_{name}"] = composite(weights, warped.radiance.rgb)
+            out[f"label_logits_dynamic_{name}"] = self._render_logits(weights, logits, index)
+            there = query.flow.toward(direction)[rays]
+            cycle.append(losses.cycle_consistency_loss(there, warped.flow.toward(-direction)))
             flows.append(warped.flow)
         out["loss_cycle"] = sum(cycle) / len(cycle)
         out["loss_slow"] = sum(losses.slow_flow_loss(f.forward, f.backward) for f in flows) / len(flows)
@@ -486,15 +502,16 @@ class SemanticFlowModel(Model):
         loss["interlevel"] = cfg.interlevel_loss_mult * metrics_dict["interlevel"]
         loss["distortion"] = cfg.distortion_loss_mult * metrics_dict["distortion"]
         pixels = batch["indices"][:, [2, 1]].to(self.device).float() + 0.5
+        rays = outputs["warp_rays"]
         for name, flow_key in (("next", "flow_fwd"), ("prev", "flow_bwd")):
             exists = outputs[f"exists_{name}"]
             induced = induced_flow(self.video_cameras, outputs[f"points_{name}"], outputs[f"neighbour_{name}"], pixels)
             loss[f"rgb_warped_{name}"] = cfg.rgb_warped_loss_mult * losses.masked_mse(
-                outputs[f"rgb_dynamic_{name}"], image, exists
+                outputs[f"rgb_dynamic_{name}"], image[rays], exists[rays]
             )
             warped_classes, _ = self._split_logits(outputs[f"label_logits_dynamic_{name}"])
             loss[f"semantic_consistency_{name}"] = cfg.semantic_consistency_loss_mult * losses.semantic_cross_entropy(
-                warped_classes, labels, exists
+                warped_classes, labels[rays], exists[rays]
             )
             valid = batch[f"{flow_key}_valid"].to(self.device) * exists
             loss[f"optical_flow_{name}"] = cfg.optical_flow_loss_mult * losses.optical_flow_loss(

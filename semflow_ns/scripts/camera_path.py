@@ -54,6 +54,15 @@ class _Shot:
     scale: float = 1.0
     """Rendered resolution relative to the training images."""
 
+    def check(self) -> None:
+        """Raises RunError for options out of range (checked before the run is read)."""
+        if self.fps <= 0 or self.scale <= 0:
+            raise RunError(f"--fps and --scale must be positive, got {self.fps} and {self.scale}")
+
+    def poses_and_times(self, scene: RunScene) -> tuple[np.ndarray, list[float]]:
+        """Camera-to-world poses [N, 4, 4] and their render times."""
+        raise NotImplementedError
+
 
 @dataclass
 class VideoShot(_Shot):
@@ -69,35 +78,77 @@ class VideoShot(_Shot):
     """Last time (with --num-frames)."""
     fps: float = 10.0
 
+    def check(self) -> None:
+        super().check()
+        if self.num_frames < 0:
+            raise RunError(f"--num-frames must be 0 (one per video frame) or more, got {self.num_frames}")
+        _check_time("--start", self.start)
+        _check_time("--end", self.end)
+
+    def poses_and_times(self, scene: RunScene) -> tuple[np.ndarray, list[float]]:
+        if not 0 <= self.camera < len(scene.video):
+            raise RunError(f"--camera must be a video frame in [0, {len(scene.video) - 1}], got {self.camera}")
+        times = (
+            scene.video.times.tolist() if self.num_frames == 0 else sweep_times(self.start, self.end, self.num_frames)
+        )
+        return np.repeat(_poses(scene)[self.camera][None], len(times), axis=0), times
+
 
 @dataclass
-class BulletTimeShot(_Shot):
-    """Time frozen, camera moving: along the training trajectory or on an arc around the scene."""
-
-    time: float = 0.5
-    """The frozen moment, in [0, 1]."""
-    trajectory: Literal["train", "orbit"] = "train"
+class _MovingShot(_Shot):
+    trajectory: Literal["train", "orbit"] = "orbit"
     """train: the training cameras' trajectory; orbit: an arc of --degrees around the middle training view."""
     degrees: float = 40.0
     """Arc of the orbit (360 = a full turn)."""
     num_frames: int = 48
     """Frames to render."""
 
+    def check(self) -> None:
+        super().check()
+        if self.num_frames < 1:
+            raise RunError(f"--num-frames must be positive, got {self.num_frames}")
+
+    def poses(self, scene: RunScene) -> np.ndarray:
+        """The camera moving along the training trajectory or on an arc around what the video looks at."""
+        poses = _poses(scene)
+        if self.trajectory == "train":
+            return interpolate_poses(poses, self.num_frames)
+        centre = look_at_point(poses, scene.box.mean(0))
+        return orbit_poses(poses[len(poses) // 2], centre, mean_up(poses), self.degrees, self.num_frames)
+
 
 @dataclass
-class NovelShot(_Shot):
+class BulletTimeShot(_MovingShot):
+    """Time frozen, camera moving: along the training trajectory or on an arc around the scene."""
+
+    time: float = 0.5
+    """The frozen moment, in [0, 1]."""
+    trajectory: Literal["train", "orbit"] = "train"
+
+    def check(self) -> None:
+        super().check()
+        _check_time("--time", self.time)
+
+    def poses_and_times(self, scene: RunScene) -> tuple[np.ndarray, list[float]]:
+        return self.poses(scene), [self.time] * self.num_frames
+
+
+@dataclass
+class NovelShot(_MovingShot):
     """Camera moving and time moving: an arc around the scene (or the training trajectory) while time sweeps."""
 
-    trajectory: Literal["train", "orbit"] = "orbit"
-    """orbit: an arc of --degrees around the middle training view; train: the training trajectory."""
-    degrees: float = 40.0
-    """Arc of the orbit (360 = a full turn)."""
     start: float = 0.0
     """Time at the first frame."""
     end: float = 1.0
     """Time at the last frame."""
-    num_frames: int = 48
-    """Frames to render."""
+
+    def check(self) -> None:
+        super().check()
+        _check_time("--start", self.start)
+        _check_time("--end", self.end)
+
+    def poses_and_times(self, scene: RunScene) -> tuple[np.ndarray, list[float]]:
+        return self.poses(scene), sweep_times(self.start, self.end, self.num_frames)
 
 
 @dataclass
@@ -120,42 +171,16 @@ def _poses(scene: RunScene) -> np.ndarray:
     return poses
 
 
-def _moving_poses(shot: BulletTimeShot | NovelShot, scene: RunScene, box_centre: np.ndarray) -> np.ndarray:
-    poses = _poses(scene)
-    if shot.trajectory == "train":
-        return interpolate_poses(poses, shot.num_frames)
-    centre = look_at_point(poses, box_centre)
-    return orbit_poses(poses[len(poses) // 2], centre, mean_up(poses), shot.degrees, shot.num_frames)
-
-
-def build_path(shot: VideoShot | BulletTimeShot | NovelShot) -> dict:
-    """The camera-path JSON of ``shot``.
+def build_path(shot: _Shot) -> dict:
+    """The camera-path JSON of ``shot``, at the training cameras' field of view.
 
     Raises:
-        RunError: an option out of range (times outside [0, 1], an unknown camera, no frames).
+        RunError: an option out of range (times outside [0, 1], an unknown camera, no frames) or a bad run.
     """
-    if shot.num_frames < 0 or (shot.num_frames == 0 and not isinstance(shot, VideoShot)):
-        raise RunError(f"--num-frames must be positive, got {shot.num_frames}")
+    shot.check()
     scene = load_run_scene(load_run_config(shot.load_config))
+    poses, times = shot.poses_and_times(scene)
     cameras = scene.video.cameras
-    if isinstance(shot, VideoShot):
-        if not 0 <= shot.camera < len(scene.video):
-            raise RunError(f"--camera must be a video frame in [0, {len(scene.video) - 1}], got {shot.camera}")
-        for name, value in (("--start", shot.start), ("--end", shot.end)):
-            _check_time(name, value)
-        times = (
-            scene.video.times.tolist() if shot.num_frames == 0 else sweep_times(shot.start, shot.end, shot.num_frames)
-        )
-        poses = np.repeat(_poses(scene)[shot.camera][None], len(times), axis=0)
-    else:
-        poses = _moving_poses(shot, scene, scene.box.mean(0))
-        if isinstance(shot, BulletTimeShot):
-            _check_time("--time", shot.time)
-            times = [shot.time] * len(poses)
-        else:
-            _check_time("--start", shot.start)
-            _check_time("--end", shot.end)
-            times = sweep_times(shot.start, shot.end, len(poses))
     width = max(1, round(float(cameras.width[0, 0]) * shot.scale))
     height = max(1, round(float(cameras.height[0, 0]) * shot.scale))
     fov = vertical_fov_degrees(float(cameras.fy[0, 0]), float(cameras.height[0, 0]))
@@ -184,7 +209,7 @@ Command = Union[
 ]
 
 
-def run(command: VideoShot | BulletTimeShot | NovelShot | AddTimes, console: Console | None = None) -> int:
+def run(command: _Shot | AddTimes, console: Console | None = None) -> int:
     """Writes the camera path of ``command``; returns the exit code (0 ok, 1 bad input)."""
     console = console if console is not None else Console()
     try:

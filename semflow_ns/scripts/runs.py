@@ -67,10 +67,6 @@ class RunScene:
     box: np.ndarray
     """Scene box [2, 3] (min and max corners)."""
 
-    @property
-    def instance_names(self) -> list[str]:
-        return [i.name for i in self.info.instances]
-
 
 def load_run_scene(config: TrainerConfig) -> RunScene:
     """The scene of a run, as its DataParser gives it for training (cheap: no images are decoded)."""

@@ -8,7 +8,6 @@ change controls and render through the viewer's own render path (:func:`render_v
 """
 
 import threading
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -89,4 +88,3 @@ def point_client_camera(client: ClientHandle, state: CameraState, look_at: Tenso
 def viewer_url(viewer: Viewer) -> str:
     """Address of the viewer page on this machine."""
     return f"http://localhost:{viewer.viser_server.get_port()}"
-

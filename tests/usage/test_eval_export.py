@@ -1,0 +1,62 @@
+"""`ns-eval`, `semflow-eval` and `semflow-export` on a trained run (labels on frames 0-3 of 8)."""
+
+import json
+
+import numpy as np
+import pytest
+import tyro
+import yaml
+
+from semflow_ns.scripts import eval as semflow_eval
+from semflow_ns.scripts import export as semflow_export
+
+pytestmark = pytest.mark.slow
+
+METRICS = {"psnr", "ssim", "miou", "total_accuracy", "class_accuracy"}
+
+
+def test_ns_eval_reports_colour_and_semantic_metrics_without_downloads(trained_run, run_cli, tmp_path, monkeypatch):
+    torch_home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))  # an LPIPS/AlexNet download would land here
+    output = tmp_path / "eval.json"
+    run_cli("ns-eval", "--load-config", str(trained_run), "--output-path", str(output))
+    report = json.loads(output.read_text())
+    assert {"experiment_name", "method_name", "checkpoint", "results"} <= set(report)
+    assert report["method_name"] == "semantic-flow"
+    results = report["results"]
+    assert METRICS | {f"{m}_std" for m in METRICS} <= set(results)
+    assert all(np.isfinite(results[m]) for m in METRICS)
+    assert 0.0 <= results["miou"] <= 1.0 and 0.0 <= results["total_accuracy"] <= 1.0
+    assert not torch_home.exists() or not any(torch_home.rglob("*.pth"))
+
+
+def test_semflow_eval_scores_the_unlabelled_frames_separately(trained_run, tmp_path):
+    output = tmp_path / "eval.json"
+    command = tyro.cli(
+        semflow_eval.SemanticEval, args=["--load-config", str(trained_run), "--output-path", str(output)]
+    )
+    assert semflow_eval.run(command) == 0
+    report = json.loads(output.read_text())
+    assert report["label_frames"] == "first:50%"
+    assert report["frames"] == [2, 2, 6, 6], "the held-out views of the tiny demo show frames 2 and 6 (0-based)"
+    assert report["frames_unlabelled"] == [4, 5, 6, 7], "frames 0-3 kept their labels in training"
+    for key in ("results", "results_unlabelled"):
+        assert METRICS <= set(report[key]), key
+    assert report["results_unlabelled"] != report["results"]
+
+
+def test_semflow_export_writes_a_semantic_point_cloud_at_one_time(trained_run, tmp_path):
+    import open3d as o3d
+
+    output = tmp_path / "cloud.ply"
+    args = ["--load-config", str(trained_run), "--time", "0.25", "--num-points", "500", "--output-path", str(output)]
+    command = tyro.cli(semflow_export.ExportSemanticPointCloud, args=args)
+    assert semflow_export.run(command) == 0
+    cloud = o3d.io.read_point_cloud(str(output))
+    assert len(cloud.points) >= 500
+    config = yaml.load(trained_run.read_text(), Loader=yaml.Loader)
+    scene = config.pipeline.datamanager.dataparser.data
+    classes = json.loads((scene / "transforms.json").read_text())["classes"]
+    palette = {tuple(c["color"]) for c in classes}
+    colours = {tuple(int(round(v * 255)) for v in c) for c in np.asarray(cloud.colors)}
+    assert colours <= palette, "points are coloured by class"
