@@ -18,7 +18,7 @@ from semflow_ns.data.semflow_dataset import SemanticFlowDataset
 from semflow_ns.semflow_model import SemanticFlowModelConfig
 from semflow_ns.utils.schedulers import FloatExponentialDecaySchedulerConfig
 
-MAX_STEPS = 3000
+MAX_STEPS = 2200
 """Default training length; sized to finish within about 15 minutes on a 2-core CPU."""
 
 
@@ -51,9 +51,9 @@ def semantic_flow_config() -> TrainerConfig:
             model=SemanticFlowModelConfig(eval_num_rays_per_chunk=4096),
         ),
         optimizers={
-            "proposal_networks": _optimizer(1e-2),
-            "static_field": _optimizer(1e-2),
-            "dynamic_field": _optimizer(1e-2),
+            "proposal_networks": _optimizer(3e-2),
+            "static_field": _optimizer(3e-2),
+            "dynamic_field": _optimizer(3e-2),
             "scene_flow": _optimizer(5e-3),
             "semantics": _optimizer(5e-3),
         },

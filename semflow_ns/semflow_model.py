@@ -76,7 +76,7 @@ class SemanticFlowModelConfig(ModelConfig):
     """Colour behind the last sample."""
     num_proposal_samples: int = 64
     """Samples per ray for the proposal density."""
-    num_samples: int = 32
+    num_samples: int = 24
     """Samples per ray for the static and dynamic fields."""
     proposal_planes: PlaneEncodingConfig = field(
         default_factory=lambda: PlaneEncodingConfig(resolutions=(64,), num_components=8)
@@ -136,6 +136,8 @@ class SemanticFlowModelConfig(ModelConfig):
     """Scene-flow acceleration (forward + backward)."""
     spatial_smooth_loss_mult: float = 0.1
     """Scene-flow differences between neighbouring samples on a ray."""
+    static_flow_loss_mult: float = 0.5
+    """Rendered scene-flow magnitude (L1, normalised units) on pixels of static classes: they do not move."""
     blend_loss_mult: float = 0.1
     """Rendered dynamic mask against the motion mask of the labels."""
     sparsity_loss_mult: float = 0.001
@@ -471,6 +473,8 @@ class SemanticFlowModel(Model):
         out["loss_spatial"] = losses.spatial_smoothness_loss(torch.cat([query.flow.forward, query.flow.backward], -1))
         assert query.radiance.blend is not None
         out["loss_sparsity"] = losses.entropy_loss(weights_dynamic) + losses.entropy_loss(query.radiance.blend)
+        motion = query.flow.forward.abs().sum(-1, keepdim=True) + query.flow.backward.abs().sum(-1, keepdim=True)
+        out["scene_flow_magnitude"] = composite(weights_dynamic, motion)
         return out
 
     # ------------------------------------------------------------------------------------------
@@ -521,6 +525,9 @@ class SemanticFlowModel(Model):
         loss["slow_flow"] = cfg.slow_flow_loss_mult * outputs["loss_slow"]
         loss["temporal_smooth"] = cfg.temporal_smooth_loss_mult * outputs["loss_temporal"]
         loss["spatial_smooth"] = cfg.spatial_smooth_loss_mult * outputs["loss_spatial"]
+        loss["static_flow"] = cfg.static_flow_loss_mult * losses.masked_mean(
+            outputs["scene_flow_magnitude"], static_rays
+        )
         loss["blend"] = cfg.blend_loss_mult * losses.masked_mean(torch.abs(outputs["dynamic_mask"] - motion), known)
         loss["sparsity"] = cfg.sparsity_loss_mult * outputs["loss_sparsity"]
         return loss
@@ -553,6 +560,9 @@ class SemanticFlowModel(Model):
         outputs["optical_flow"] = self._flow_image(
             camera, outputs.pop("expected_points"), outputs.pop("expected_points_next")
         )
+        if outputs["semantics"].shape[-1] == 2:  # the viewer and ns-render cannot show 2-channel images
+            logits = outputs["semantics"]
+            outputs["semantics"] = torch.cat([logits, logits.min(dim=-1, keepdim=True).values], dim=-1)
         return outputs
 
     def _flow_image(self, camera: Cameras, points: Tensor, points_next: Tensor) -> Tensor:

@@ -76,6 +76,7 @@ def test_training_losses_are_finite_and_gradients_reach_every_parameter(trained)
         "semantic_consistency_prev",
         "optical_flow_next",
         "cycle",
+        "static_flow",
         "rgb_warped_prev",
         "blend",
         "sparsity",

@@ -25,7 +25,7 @@ class PlaneEncodingConfig:
     resolutions: tuple[int, ...] = (64, 128)
     """Spatial grid resolution of each scale."""
     time_resolution: int = 0
-    """Grid resolution along time (time-dependent encodings only); 0 = half the number of video frames."""
+    """Grid resolution along time (time-dependent encodings only); 0 = one cell per video frame."""
     num_components: int = 16
     """Feature channels per scale; the encoding's output width is this times the number of scales."""
 
@@ -35,7 +35,7 @@ class MultiScalePlanes(nn.Module):
 
     def __init__(self, config: PlaneEncodingConfig, time_dependent: bool, num_frames: int = 2) -> None:
         super().__init__()
-        time_res = config.time_resolution or max(2, (num_frames + 1) // 2)
+        time_res = config.time_resolution or max(2, num_frames)
         self.time_dependent = time_dependent
         self.grids = nn.ModuleList(
             KPlanesEncoding(

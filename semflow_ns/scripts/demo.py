@@ -34,6 +34,8 @@ class DemoCommand:
     """Image height in pixels."""
     num_eval_times: int = 12
     """Video times that get two held-out views each."""
+    frames_per_sweep: int = 12
+    """Frames per back-and-forth sweep of the camera along its arc (0: one slow pan over the whole video)."""
     seed: int = 0
     """Seed of the procedural textures."""
     overwrite: bool = False
@@ -49,6 +51,7 @@ def run(command: DemoCommand, console: Console | None = None) -> int:
         width=command.width,
         height=command.height,
         num_eval_times=command.num_eval_times,
+        frames_per_sweep=command.frames_per_sweep,
         seed=command.seed,
     )
     try:

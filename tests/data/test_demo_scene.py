@@ -17,7 +17,8 @@ from semflow_ns.data.demo import (
     generate_demo_scene,
 )
 from semflow_ns.data.demo import cache as demo_cache
-from semflow_ns.data.demo.config import eval_camera_indices, eval_time_indices
+from semflow_ns.data.demo.config import eval_arc_positions, eval_time_indices
+from semflow_ns.data.demo.scene import arc_position
 from semflow_ns.data.scene_format import SCENE_FILE, SceneDescription, load_scene, read_flow, read_label_image
 from semflow_ns.scripts.demo import entrypoint
 
@@ -131,10 +132,16 @@ def test_generation_is_deterministic(tiny_scene: SceneDescription, tmp_path: Pat
 
 def test_eval_time_and_camera_choice() -> None:
     assert eval_time_indices(48, 12) == list(range(2, 48, 4))
-    assert eval_camera_indices(2, 48) == (6, 10)
-    assert eval_camera_indices(22, 48) == (18, 26)
-    assert eval_camera_indices(46, 48) == (38, 42)
-    assert eval_time_indices(8, 2) == [2, 6] and eval_camera_indices(2, 8) == (1, 3)
+    assert eval_time_indices(8, 2) == [2, 6]
+    assert eval_arc_positions(0.5, 0.1) == pytest.approx((0.4, 0.6))
+    assert eval_arc_positions(0.05, 0.1) == pytest.approx((0.15, 0.25))  # no room before: both after
+    assert eval_arc_positions(1.0, 0.1) == pytest.approx((0.8, 0.9))
+
+
+def test_camera_sweeps_the_arc_back_and_forth() -> None:
+    positions = [arc_position(t, 4) for t in (0.0, 0.125, 0.25, 0.375, 0.5, 1.0)]
+    assert positions == pytest.approx([0.0, 0.5, 1.0, 0.5, 0.0, 0.0])
+    assert arc_position(0.3, 1) == pytest.approx(0.3)  # one sweep: a one-way pan
 
 
 def test_default_demo_dir_honours_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -160,8 +160,8 @@ def test_missing_frames(scene_copy: Path, frames: Any) -> None:
         ("instances/00003.png", r"frames\[3\]\.instance_path"),
         ("flow/00003_fwd.npz", r"frames\[3\]\.flow_fwd_path"),
         ("flow/00003_bwd.npz", r"frames\[3\]\.flow_bwd_path"),
-        ("eval/semantics/t00006_c00005.png", r"eval_frames\[2\]\.semantics_path"),
-        ("eval/depth/t00002_c00001.npy", r"eval_frames\[0\]\.depth_path"),
+        ("eval/semantics/t00006_v0.png", r"eval_frames\[2\]\.semantics_path"),
+        ("eval/depth/t00002_v0.npy", r"eval_frames\[0\]\.depth_path"),
     ],
     ids=["image", "semantics", "instances", "flow-fwd", "flow-bwd", "eval-semantics", "eval-depth"],
 )
@@ -187,7 +187,7 @@ def test_image_of_the_wrong_size(scene_copy: Path) -> None:
     [
         ("semantics/00003.png", r"frames\[3\]\.semantics_path"),
         ("instances/00005.png", r"frames\[5\]\.instance_path"),
-        ("eval/semantics/t00002_c00003.png", r"eval_frames\[1\]\.semantics_path"),
+        ("eval/semantics/t00002_v1.png", r"eval_frames\[1\]\.semantics_path"),
     ],
 )
 def test_label_of_the_wrong_size(scene_copy: Path, relative: str, field: str) -> None:

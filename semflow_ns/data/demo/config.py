@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from semflow_ns.data.optical_flow import PRESETS
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 """Bumped whenever the generated content changes, so that cached demo scenes get regenerated."""
 
 
@@ -23,6 +23,11 @@ class DemoSceneConfig:
     """Video times that get held-out evaluation views (two other cameras each)."""
     seed: int = 0
     """Seed of the procedural textures (noise and per-tile/per-brick tints); the layout and motion are fixed."""
+    frames_per_sweep: int = 12
+    """Frames per pass of the training camera over its 80-degree arc; it walks the arc back and forth,
+    num_frames / frames_per_sweep times (at least once). The paper's data (the Nvidia rig protocol: frame t from
+    rig camera t) gives every time step a wide baseline; sweeping does the same for one moving camera.
+    0 = a single slow one-way pan, where the depth of moving objects is ambiguous without a depth prior."""
     supersample: int = 2
     """RGB is averaged over supersample x supersample rays per pixel (labels and depth use the centre ray)."""
     flow_preset: str = "medium"
@@ -36,10 +41,19 @@ class DemoSceneConfig:
             raise ValueError(f"width and height must be at least 8 pixels, got {self.width}x{self.height}")
         if not 0 <= self.num_eval_times <= self.num_frames:
             raise ValueError(f"num_eval_times must lie in [0, num_frames={self.num_frames}], got {self.num_eval_times}")
+        if self.frames_per_sweep < 0:
+            raise ValueError(f"frames_per_sweep must be >= 0, got {self.frames_per_sweep}")
         if self.supersample < 1:
             raise ValueError(f"supersample must be at least 1, got {self.supersample}")
         if self.flow_preset not in PRESETS:
             raise ValueError(f"flow_preset must be one of {sorted(PRESETS)}, got {self.flow_preset!r}")
+
+    @property
+    def camera_sweeps(self) -> int:
+        """Passes over the arc in the whole video."""
+        if self.frames_per_sweep == 0:
+            return 1
+        return max(1, round(self.num_frames / self.frames_per_sweep))
 
 
 def eval_time_indices(num_frames: int, num_eval_times: int) -> list[int]:
@@ -55,18 +69,20 @@ def eval_time_indices(num_frames: int, num_eval_times: int) -> list[int]:
     return sorted(set(indices))
 
 
-def eval_camera_indices(index: int, num_frames: int) -> tuple[int, int]:
-    """The two training-trajectory poses that view time ``index`` in the evaluation set.
+EVAL_ARC_OFFSET = 1.0 / 12.0
+"""Held-out cameras sit this fraction of the arc (6.7 degrees) on either side of the training camera."""
 
-    Poses ``index - d`` and ``index + d`` with ``d = max(1, round(4 * num_frames / 48))`` (4 frames for a
-    48-frame video); a pose outside the video is replaced by the one at ``2 d`` on the other side, and the
-    result is clipped to the video. This mirrors rendering each time from other cameras of a rig.
+
+def eval_arc_positions(position: float, offset: float = EVAL_ARC_OFFSET) -> tuple[float, float]:
+    """Arc positions of the two held-out cameras for a training camera at ``position``.
+
+    ``position - offset`` and ``position + offset``; one that falls off the arc is replaced by the position
+    ``2 * offset`` away on the other side. This mirrors rendering each time from other cameras of a rig.
     """
-    offset = max(1, round(4 * num_frames / 48))
-    before, after = index - offset, index + offset
-    if before < 0:
-        before = index + 2 * offset
-    if after > num_frames - 1:
-        after = index - 2 * offset
-    first, second = sorted(min(max(i, 0), num_frames - 1) for i in (before, after))
+    before, after = position - offset, position + offset
+    if before < 0.0:
+        before = position + 2.0 * offset
+    if after > 1.0:
+        after = position - 2.0 * offset
+    first, second = sorted(min(max(p, 0.0), 1.0) for p in (before, after))
     return first, second

@@ -21,9 +21,19 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import Progress
 
-from semflow_ns.data.demo.config import DEMO_VERSION, DemoSceneConfig, eval_camera_indices, eval_time_indices
+from semflow_ns.data.demo.config import DEMO_VERSION, DemoSceneConfig, eval_arc_positions, eval_time_indices
 from semflow_ns.data.demo.render import RenderedView, ground_truth_flow, render_view
-from semflow_ns.data.demo.scene import CLASSES, ROOM_HI, ROOM_LO, DemoWorld, build_world, camera_pose, intrinsics
+from semflow_ns.data.demo.scene import (
+    CLASSES,
+    ROOM_HI,
+    ROOM_LO,
+    DemoWorld,
+    arc_pose,
+    arc_position,
+    build_world,
+    camera_pose,
+    intrinsics,
+)
 from semflow_ns.data.optical_flow import FrameFlow, estimate_video_flow, progress_bar
 from semflow_ns.data.scene_format import (
     FrameRecord,
@@ -75,13 +85,11 @@ class _Video:
     def from_config(cls, config: DemoSceneConfig) -> "_Video":
         times = [i / (config.num_frames - 1) for i in range(config.num_frames)]
         world, intr = build_world(config.seed), intrinsics(config.width, config.height)
-        return cls(config, world, intr, times, [camera_pose(time) for time in times])
+        return cls(config, world, intr, times, [camera_pose(time, config.camera_sweeps) for time in times])
 
-    def render(self, pose_index: int, time_index: int) -> RenderedView:
-        """The scene at the time of frame ``time_index`` seen from the pose of frame ``pose_index``."""
-        return render_view(
-            self.world, self.poses[pose_index], self.intr, self.times[time_index], self.config.supersample
-        )
+    def render(self, pose: np.ndarray, time_index: int) -> RenderedView:
+        """The scene at the time of frame ``time_index`` seen from camera-to-world ``pose``."""
+        return render_view(self.world, pose, self.intr, self.times[time_index], self.config.supersample)
 
 
 def _training_frame(root: Path, video: _Video, index: int, view: RenderedView, flow: FrameFlow) -> FrameRecord:
@@ -99,7 +107,7 @@ def _render_video(video: _Video, bar: Progress) -> tuple[list[RenderedView], lis
     task = bar.add_task("Rendering the demo video", total=len(video.times))
     views = []
     for index in range(len(video.times)):
-        views.append(video.render(index, index))
+        views.append(video.render(video.poses[index], index))
         bar.advance(task)
     gt_flows = [
         ground_truth_flow(video.world, views[i].hits, video.intr, video.poses[i + 1], video.times[i + 1])
@@ -109,16 +117,16 @@ def _render_video(video: _Video, bar: Progress) -> tuple[list[RenderedView], lis
 
 
 def _eval_frames(root: Path, video: _Video, bar: Progress) -> list[FrameRecord]:
-    """Renders and writes the held-out views: each evaluation time seen from two other training poses."""
-    num_frames = video.config.num_frames
-    indices = eval_time_indices(num_frames, video.config.num_eval_times)
+    """Renders and writes the held-out views: each evaluation time seen from two other points of the arc."""
+    indices = eval_time_indices(video.config.num_frames, video.config.num_eval_times)
     task = bar.add_task("Rendering held-out views", total=2 * len(indices))
     records = []
     for index in indices:
-        for cam in eval_camera_indices(index, num_frames):
-            view = video.render(cam, index)
-            paths = _save_view_files(root, "eval", f"t{index:05d}_c{cam:05d}", view, with_depth=True)
-            pose, time = video.poses[cam], video.times[index]
+        time = video.times[index]
+        for view_id, position in enumerate(eval_arc_positions(arc_position(time, video.config.camera_sweeps))):
+            pose = arc_pose(position, time)
+            view = video.render(pose, index)
+            paths = _save_view_files(root, "eval", f"t{index:05d}_v{view_id}", view, with_depth=True)
             records.append(FrameRecord(camera_to_world=pose, time=time, intrinsics=video.intr, **paths))
             bar.advance(task)
     return records

@@ -165,13 +165,24 @@ def intrinsics(width: int, height: int) -> Intrinsics:
     return Intrinsics(fl_x=float(focal), fl_y=float(focal), cx=width / 2, cy=height / 2, w=width, h=height)
 
 
-def camera_pose(time: float) -> np.ndarray:
-    """Training camera at normalised time ``time``: OpenGL camera-to-world [4, 4].
+def arc_pose(position: float, time: float) -> np.ndarray:
+    """Camera at fraction ``position`` in [0, 1] along the arc, at normalised ``time``: OpenGL camera-to-world [4, 4].
 
-    The camera moves on an arc of radius 1.75 m about the room centre at about 1.2 m height, sweeping 80
-    degrees over the video with a slight vertical bob, and keeps looking at a point just above the floor centre.
+    The arc has radius 1.75 m about the room centre at about 1.2 m height and spans 80 degrees; the height bobs
+    slightly with time; the camera keeps looking at a point just above the floor centre.
     """
-    angle = np.radians(-125.0 + 80.0 * time)
+    angle = np.radians(-125.0 + 80.0 * position)
     eye = np.array([1.75 * np.cos(angle), 1.75 * np.sin(angle), 1.2 + 0.05 * np.sin(3 * np.pi * time)])
     target = np.array([0.0, 0.2, 0.35])
     return look_at(eye, target)
+
+
+def arc_position(time: float, sweeps: int) -> float:
+    """Where the training camera is on the arc at ``time``: ``sweeps`` passes, back and forth (a triangle wave)."""
+    phase = (time * sweeps) % 2.0
+    return phase if phase <= 1.0 else 2.0 - phase
+
+
+def camera_pose(time: float, sweeps: int = 1) -> np.ndarray:
+    """Training camera at normalised ``time``: the arc walked ``sweeps`` times over the video."""
+    return arc_pose(arc_position(time, sweeps), time)
