@@ -5,7 +5,7 @@
 writes into --output-dir (default /tmp/figures):
 
 - ``frames.png``: a few video frames, each row ``rgb | semantics | <classes> removed``, rendered at the
-  training cameras and times (``frame_<i>.png``: the rows one by one);
+  training cameras and times;
 - ``viewer_semantics.png``: nerfstudio's viewer (headless Chromium) showing the ``semantics_colormap``
   output with the "Semantic Flow" panel in view;
 - ``viewer_removed.png``: the viewer showing ``rgb`` after unticking the removed classes in the panel.
@@ -109,7 +109,6 @@ def render_frames(args: Args, pipeline, removal: SceneEdit) -> list[Image.Image]
         model.edit = SceneEdit()
         pictures = [plain["rgb"], plain["semantics_colormap"], edited["rgb"]]
         rows.append(labelled_row([to_image(p, args.panel_height) for p in pictures], labels))
-        rows[-1].save(args.output_dir / f"frame_{index:03d}.png")
     return rows
 
 

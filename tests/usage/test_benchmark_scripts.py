@@ -1,0 +1,77 @@
+"""The scripts in ``benchmarks/`` on the tiny run and scene: the README's tables and pictures come from them."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from semflow_ns.data.scene_format import load_scene
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+pytestmark = pytest.mark.slow
+
+
+def test_training_benchmark_reports_speed_memory_and_held_out_metrics(tiny_scene: Path, tmp_path: Path, run_cli):
+    run_cli(
+        sys.executable,
+        str(BENCHMARKS / "benchmark_training.py"),
+        "--data",
+        str(tiny_scene),
+        "--steps",
+        "3",
+        "--nerfacto-steps",
+        "0",
+        "--output",
+        str(tmp_path),
+    )
+    (result,) = json.loads((tmp_path / "results.json").read_text())
+    assert result["method"] == "semantic-flow" and result["steps"] == 3
+    assert result["train_rays_per_s"] > 0 and result["peak_rss_mb"] > 100
+    assert 0 < result["train_s"] < result["wall_s"]
+    (last,) = result["curve"]  # the evaluation at the last step
+    assert last["step"] == 3
+    for key in ("psnr", "ssim", "miou", "total_accuracy", "class_accuracy"):
+        assert np.isfinite(last[key]), key
+    assert list((tmp_path / "runs").glob("*/semantic-flow/*/nerfstudio_models/step-000000002.ckpt"))
+
+
+def _viewport(path: Path) -> np.ndarray:
+    """The 3D view of a viewer screenshot: below the title bar, left of the control panel."""
+    image = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    height, width, _ = image.shape
+    return image[80 : height - 80, 80 : width - 400]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (README install line)")
+def test_figures_show_semantics_in_the_viewer_and_a_removal(
+    trained_run: Path, tiny_scene: Path, tmp_path: Path, run_cli
+):
+    run_cli(
+        sys.executable,
+        str(BENCHMARKS / "make_figures.py"),
+        "--load-config",
+        str(trained_run),
+        "--output-dir",
+        str(tmp_path),
+        "--num-frames",
+        "2",
+        "--remove-classes",
+        "floor",
+        "--timeout",
+        "300",
+    )
+    frames = Image.open(tmp_path / "frames.png")
+    assert frames.height > 2 * 192  # two rows of rgb | semantics | floor removed
+    semantics = _viewport(tmp_path / "viewer_semantics.png")
+    removed = _viewport(tmp_path / "viewer_removed.png")
+    # the view shows the semantics output: large areas in exactly the class colours
+    colours = np.array([c.color for c in load_scene(tiny_scene).classes])
+    share = [(np.abs(semantics - c).max(-1) <= 3).mean() for c in colours]
+    assert sum(s > 0.02 for s in share) >= 2, f"class colour shares in the viewport: {share}"
+    assert sum(share) > 0.5, f"class colour shares in the viewport: {share}"
+    assert np.abs(semantics - removed).mean() > 5  # the second screenshot (rgb, floor unticked) differs
