@@ -120,6 +120,9 @@ class SceneDescription:
     motion_masks_from_labels: bool = False
     """True when the motion masks were derived from the semantic labels (not an independent source), so a
     frame whose labels are withheld (label subsets) must not keep its motion mask either."""
+    approximate_poses: bool = False
+    """True when the cameras are only approximate (e.g. rotation-only estimates from a video on which
+    structure from motion failed); models refine the poses during training by default."""
 
     @property
     def dynamic_class_ids(self) -> list[int]:
@@ -434,6 +437,7 @@ def load_scene(root: Path, check_files: bool = True) -> SceneDescription:
     scene_box = _scene_box(reader, meta)
     unbounded = _flag(reader, meta, "unbounded")
     masks_from_labels = _flag(reader, meta, "motion_masks_from_labels")
+    approximate_poses = _flag(reader, meta, "approximate_poses")
     near = reader.number(meta, "near", "top level", -1.0)
     far = reader.number(meta, "far", "top level", -1.0)
     if near >= 0 and far >= 0 and far <= near:
@@ -446,7 +450,7 @@ def load_scene(root: Path, check_files: bool = True) -> SceneDescription:
 
     known = {"classes", "instances", "frames", "eval_frames", "scene_box", "near", "far", "fl_x", "fl_y", "cx", "cy"}
     known |= {"w", "h", "k1", "k2", "p1", "p2", "camera_model", "format", "version"}
-    known |= {"unbounded", "motion_masks_from_labels"}
+    known |= {"unbounded", "motion_masks_from_labels", "approximate_poses"}
     return SceneDescription(
         root=root,
         classes=classes,
@@ -459,6 +463,7 @@ def load_scene(root: Path, check_files: bool = True) -> SceneDescription:
         extra={k: v for k, v in meta.items() if k not in known},
         unbounded=unbounded,
         motion_masks_from_labels=masks_from_labels,
+        approximate_poses=approximate_poses,
     )
 
 
@@ -523,6 +528,8 @@ def save_scene(scene: SceneDescription) -> Path:
         meta["unbounded"] = True
     if scene.motion_masks_from_labels:
         meta["motion_masks_from_labels"] = True
+    if scene.approximate_poses:
+        meta["approximate_poses"] = True
     meta["classes"] = [{"name": c.name, "color": list(c.color), "dynamic": c.dynamic} for c in scene.classes]
     if scene.instances:
         meta["instances"] = [{"id": i.id, "class": i.class_name, "name": i.name} for i in scene.instances]

@@ -117,6 +117,7 @@ def scene_outputs(
         far=scene.far,
         has_labels=any(f.semantics is not None for f in video_frames),
         unbounded=scene.unbounded,
+        approximate_poses=scene.approximate_poses,
     )
     semantics = Semantics(
         filenames=[f.semantics for f in frames],  # type: ignore[misc]  # None marks an unlabelled image
@@ -129,6 +130,7 @@ def scene_outputs(
             f"{len(scene.eval_frames)} held-out views, {len(scene.classes)} classes "
             f"({', '.join(c.name for c in scene.classes)}); {describe_labels(video_frames, options)}"
             + ("; unbounded" if scene.unbounded else "")
+            + ("; approximate poses (refined in training)" if scene.approximate_poses else "")
         )
     return DataparserOutputs(
         image_filenames=[f.image for f in frames],

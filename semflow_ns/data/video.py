@@ -44,6 +44,8 @@ class SceneInfo:
     has_labels: bool = True
     unbounded: bool = False
     """True for real scenes whose content extends beyond the scene box (contract outside it, sample in disparity)."""
+    approximate_poses: bool = False
+    """True when the cameras are approximate estimates (the model refines them by default)."""
 
     @property
     def dynamic_class_ids(self) -> list[int]:
