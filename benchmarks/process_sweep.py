@@ -108,7 +108,9 @@ def find_clips(roots: list[Path], names: list[str]) -> list[Clip]:
             clips.append(Clip(root.name, root / "images", root / "masks" if (root / "masks").is_dir() else None))
         else:
             for folder in sorted(p for p in root.iterdir() if (p / "images").is_dir()):
-                clips.append(Clip(folder.name, folder / "images", folder / "masks" if (folder / "masks").is_dir() else None))
+                clips.append(
+                    Clip(folder.name, folder / "images", folder / "masks" if (folder / "masks").is_dir() else None)
+                )
     if names:
         unknown = sorted(set(names) - {c.name for c in clips})
         if unknown:
@@ -126,7 +128,9 @@ def _run(command: list[str], log: Path) -> tuple[int, float]:
         out.write(shlex.join(command) + "\n")
         out.flush()
         env = {**os.environ, "COLUMNS": "1000"}  # one line per message in the log
-        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env).returncode
+        code = subprocess.run(
+            command, check=False, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        ).returncode
     return code, time.perf_counter() - start
 
 
@@ -141,7 +145,14 @@ def process_clip(clip: Clip, args: Args, row: Row) -> Optional[Path]:
     scene = args.output / "scenes" / clip.name
     command = [sys.executable, "-m", "semflow_ns.scripts.process_data", "--images", str(clip.images)]
     command += ["--labels", str(clip.masks)] if clip.masks is not None else []
-    command += ["--max-size", str(args.max_size), "--output", str(scene), "--overwrite", *shlex.split(args.process_args)]
+    command += [
+        "--max-size",
+        str(args.max_size),
+        "--output",
+        str(scene),
+        "--overwrite",
+        *shlex.split(args.process_args),
+    ]
     code, row.process_s = _run(command, args.output / "logs" / f"{clip.name}-process.log")
     if code != 0:
         row.error = _first_error(args.output / "logs" / f"{clip.name}-process.log")
@@ -159,7 +170,14 @@ def process_clip(clip: Clip, args: Args, row: Row) -> Optional[Path]:
 def train_clip(clip: Clip, scene: Path, args: Args, row: Row) -> None:
     """Steps 2 and 3: a short run on ``scene`` and its training-frame PSNR."""
     never = str(10**9)
-    command = [sys.executable, "-m", "nerfstudio.scripts.train", "semantic-flow", "--max-num-iterations", str(args.steps)]
+    command = [
+        sys.executable,
+        "-m",
+        "nerfstudio.scripts.train",
+        "semantic-flow",
+        "--max-num-iterations",
+        str(args.steps),
+    ]
     command += ["--vis", "tensorboard", "--machine.device-type", "cpu", "--output-dir", str(args.output / "runs")]
     command += ["--experiment-name", clip.name, "--timestamp", "sweep", "--steps-per-save", never]
     command += ["--steps-per-eval-image", never, "--steps-per-eval-batch", never, "--steps-per-eval-all-images", never]
@@ -194,7 +212,9 @@ def print_table(rows: list[Row], args: Args) -> None:
         table.add_column(column, justify="left" if column in ("clip", "poses from") else "right")
     for row in rows:
         if row.error is not None and row.frames == 0:
-            table.add_row(row.clip, "-", f"[red]failed: {row.error}[/red]", "-", "-", f"{row.process_s:.0f}", "-", "-", "-")
+            table.add_row(
+                row.clip, "-", f"[red]failed: {row.error}[/red]", "-", "-", f"{row.process_s:.0f}", "-", "-", "-"
+            )
             continue
         step = row.pose_step + (" (approx.)" if row.approximate_poses else "")
         registered = "-" if row.registered is None else f"{row.registered} / {row.frames}"
@@ -219,11 +239,18 @@ def main(args: Args) -> list[Row]:
         scene = process_clip(clip, args, row)
         CONSOLE.print(
             f"processing: {row.process_s:.0f} s, "
-            + (f"[red]failed[/red]: {row.error}" if scene is None else f"{row.frames} frames, poses from {row.pose_step}")
+            + (
+                f"[red]failed[/red]: {row.error}"
+                if scene is None
+                else f"{row.frames} frames, poses from {row.pose_step}"
+            )
         )
         if scene is not None and args.steps > 0:
             train_clip(clip, scene, args, row)
-            CONSOLE.print(f"training + eval: {_fmt(row.train_s, '.0f')} s, PSNR {_fmt(row.psnr, '.2f')}" + (f", {row.error}" if row.error else ""))
+            CONSOLE.print(
+                f"training + eval: {_fmt(row.train_s, '.0f')} s, PSNR {_fmt(row.psnr, '.2f')}"
+                + (f", {row.error}" if row.error else "")
+            )
         rows.append(row)
         results = [asdict(r) for r in rows]
         (args.output / "results.json").write_text(json.dumps(results, indent=2))
