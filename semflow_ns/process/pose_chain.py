@@ -64,7 +64,7 @@ POSE_FALLBACKS = ("auto", "sfm-only")
 """``--pose-fallback`` values: the whole chain, or the default SfM recipe alone."""
 MIN_POINTS = 50
 """An SfM step with fewer triangulated points fails (as the default recipe always did)."""
-RELAXED_MAX_SECONDS = 45
+RELAXED_MAX_SECONDS = 30
 """Wall-time cap of the relaxed mapping run (its partial models are kept when it is reached)."""
 MERGE_MIN_SHARED = 3
 """Partial models are joined only through at least this many frames registered in both."""
@@ -90,12 +90,16 @@ class PoseAttempt:
     seconds: float
     error: Optional[str] = None
     """Why the step was not accepted (None: accepted)."""
+    note: Optional[str] = None
+    """rotation-only: where the focal length came from."""
 
     def as_dict(self) -> dict[str, Any]:
         """The report entry: step, registered, seconds (rounded), and the error when there was one."""
         out: dict[str, Any] = {"step": self.step, "registered": self.registered, "seconds": round(self.seconds, 2)}
         if self.error is not None:
             out["error"] = self.error
+        if self.note is not None:
+            out["note"] = self.note
         return out
 
 
@@ -134,7 +138,9 @@ class ChainInputs:
     """Per frame, True where nothing moves (None: no labels)."""
 
 
-def _accept(result: SfmResult, step: str, min_registered: float, attempts: list[PoseAttempt], start: float) -> Optional[PoseResult]:
+def _accept(
+    result: SfmResult, step: str, min_registered: float, attempts: list[PoseAttempt], start: float
+) -> Optional[PoseResult]:
     """``result`` as a PoseResult if it is good enough; records the attempt either way."""
     attempt = PoseAttempt(step, int(result.registered.sum()), time.perf_counter() - start)
     attempts.append(attempt)
@@ -157,6 +163,7 @@ def _relaxed(options: pycolmap.IncrementalPipelineOptions) -> None:
     options.triangulation.min_angle = RELAXED["filter_min_tri_angle"]
     options.min_model_size = MERGE_MIN_SHARED
     options.max_runtime_seconds = int(RELAXED_MAX_SECONDS)
+    options.random_seed = 0  # a fallback should be reproducible (the default recipe keeps COLMAP's -1)
 
 
 def _registered_names(model: pycolmap.Reconstruction) -> set[str]:
@@ -314,7 +321,7 @@ def estimate_poses(
         attempts.append(PoseAttempt("rotation-only", 0, time.perf_counter() - start, str(err)))
         tried = ", ".join(f"{a.step}: {a.registered}" for a in attempts[:-1])
         raise ProcessError(f"{err} (frames registered by the earlier steps - {tried} of {len(names)})") from err
-    attempts.append(PoseAttempt("rotation-only", len(names), time.perf_counter() - start))
+    attempts.append(PoseAttempt("rotation-only", len(names), time.perf_counter() - start, note=f"focal {source}"))
     shutil.rmtree(inputs.work / "sparse-relaxed", ignore_errors=True)
     return PoseResult(
         "rotation-only", rotations.camera_to_world, intrinsics, None, 0, len(names) - 1, [], len(names),

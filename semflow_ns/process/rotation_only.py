@@ -152,7 +152,9 @@ def pair_rotation(
     rays_a, rays_b = _rays(points_a[inliers], intrinsics), _rays(points_b[inliers], intrinsics)
     rotation = fit_rotation(rays_a, rays_b)
     matrix, distortion = _camera(intrinsics)
-    predicted, _ = cv2.projectPoints((rays_a @ rotation.T).reshape(-1, 1, 3), np.zeros(3), np.zeros(3), matrix, distortion)
+    predicted, _ = cv2.projectPoints(
+        (rays_a @ rotation.T).reshape(-1, 1, 3), np.zeros(3), np.zeros(3), matrix, distortion
+    )
     residuals = np.linalg.norm(predicted.reshape(-1, 2) - 0.5 - points_b[inliers], axis=1)
     return rotation, residuals, int(inliers.sum())
 

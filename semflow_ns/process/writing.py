@@ -30,11 +30,10 @@ from semflow_ns.data.scene_format import (
     write_label_image,
 )
 from semflow_ns.data.scene_geometry import bounds_from_points, forward_facing_normalization, unbounded_scene_range
-from semflow_ns.process import ProcessError
 from semflow_ns.process.frames import InputFrame, frame_times
 from semflow_ns.process.label_input import Labels
-from semflow_ns.process.poses_input import DEFAULT_BOUNDS, SuppliedPoses
 from semflow_ns.process.pose_chain import ChainInputs, estimate_poses
+from semflow_ns.process.poses_input import DEFAULT_BOUNDS, SuppliedPoses
 
 if TYPE_CHECKING:
     from semflow_ns.process.pipeline import ProcessOptions, ProcessReport

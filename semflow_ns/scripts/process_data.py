@@ -22,7 +22,6 @@ from semflow_ns.data.scene_format import SceneFormatError
 from semflow_ns.process import ProcessError
 from semflow_ns.process.pipeline import ProcessOptions, ProcessReport, process
 
-
 POSE_STEP_NAMES = {
     "sfm": "pycolmap SfM",
     "sfm-relaxed": "pycolmap SfM, relaxed thresholds",
@@ -50,7 +49,10 @@ def print_report(report: ProcessReport, console: Console) -> None:
     rows = [
         ("frames written", f"{report.frames} (of {report.input_frames} input frames)"),
         ("poses", poses),
-        ("pose steps tried", "; ".join(_attempt(a, report.frames + report.trimmed) for a in report.pose_attempts) or "-"),
+        (
+            "pose steps tried",
+            "; ".join(_attempt(a, report.frames + report.trimmed) for a in report.pose_attempts) or "-",
+        ),
         ("frames registered by SfM" if not report.approximate_poses else "frames with a pose", registered),
         ("dropped at the ends / interpolated", f"{report.trimmed} / {len(report.interpolated)}"),
         (

@@ -1,6 +1,7 @@
 """The pose fallback chain of ``semflow-process-data``: rotation-only poses on a synthetic panning camera,
 joining partial SfM models, bad inputs for the last resort, and ``--pose-fallback sfm-only``."""
 
+import io
 import json
 from pathlib import Path
 
@@ -9,10 +10,11 @@ import numpy as np
 import pycolmap
 import pytest
 from PIL import Image
+from rich.console import Console
 from scipy.spatial.transform import Rotation
 
 from semflow_ns.data.scene_format import Intrinsics, load_scene
-from semflow_ns.process import ProcessError
+from semflow_ns.process import ProcessError, pose_chain
 from semflow_ns.process.pose_chain import POSE_STEPS, merge_models
 from semflow_ns.process.rotation_only import _static_mask, prior_intrinsics, rotation_only_poses, track_static_points
 from semflow_ns.process.sfm import opengl_camera_to_world
@@ -157,7 +159,9 @@ def test_panning_clip_through_the_cli_ends_in_rotation_only(panning, cli, tmp_pa
     assert scene.approximate_poses and len(scene.frames) == 8 and not (out / "colmap").exists()
     c2w = np.stack([f.camera_to_world for f in scene.frames])
     relative = OPENGL @ np.einsum("ji,njk->nik", c2w[0, :3, :3], c2w[:, :3, :3])  # undo the normalisation
-    check_rotations(np.concatenate([relative, np.zeros((8, 3, 1))], axis=2), truth, tolerance=1.0)
+    # the 57 deg prior (true: 59.5 deg) or a weak partial SfM model's focal length (pure rotation: degenerate)
+    prior = "field-of-view prior" in report["pose_attempts"][-1]["note"]
+    check_rotations(np.concatenate([relative, np.zeros((8, 3, 1))], axis=2), truth, tolerance=1.0 if prior else 3.0)
     assert scene.near is not None and scene.far is not None and 0 < scene.near < scene.far
 
 
@@ -214,3 +218,95 @@ def test_partial_models_are_joined_through_shared_frames() -> None:
         lone.deregister_frame(image.frame_id)  # frames 5-7: only 1 shared with `first`
     alone = merge_models([first, lone], names)
     assert alone is not None and alone.registered.tolist() == [True] * 6 + [False] * 2
+
+
+@pytest.fixture(scope="module")
+def synthetic_model() -> pycolmap.Reconstruction:
+    options = pycolmap.SyntheticDatasetOptions()
+    options.num_rigs, options.num_cameras_per_rig, options.num_frames_per_rig = 1, 1, 8
+    options.num_points3D = 150
+    options.camera_width, options.camera_height = 160, 120
+    options.camera_params = [140.0, 80.0, 60.0, 0.0]
+    return pycolmap.synthesize_dataset(options)
+
+
+def _part(whole: pycolmap.Reconstruction, keep: range) -> pycolmap.Reconstruction:
+    part = pycolmap.Reconstruction(whole)
+    for position, image in enumerate(sorted(whole.images.values(), key=lambda im: im.image_id)):
+        if position not in keep:
+            part.deregister_frame(image.frame_id)
+    return part
+
+
+@pytest.mark.parametrize(
+    ("default", "relaxed", "step", "registered"),
+    [
+        ([range(8)], [], "sfm", 8),
+        ([range(0, 3)], [range(0, 8)], "sfm-relaxed", 8),
+        ([range(0, 6)], [range(3, 8)], "sfm-merged", 8),
+        ([], [range(0, 7)], "sfm-relaxed", 7),
+    ],
+    ids=["sfm", "relaxed", "merged", "no-initial-pair-then-relaxed"],
+)
+def test_chain_takes_the_first_step_that_registers_enough(
+    synthetic_model, monkeypatch, tmp_path: Path, default, relaxed, step: str, registered: int
+) -> None:
+    """The chain's decisions with mapping replaced by parts of a synthetic model (pycolmap's own mapping is not
+    deterministic): which step is used, what is recorded, which SfM model ends up in ``colmap/sparse``."""
+    calls = []
+
+    def fake_map(database, image_dir, output, threads, configure=None):
+        options = pycolmap.IncrementalPipelineOptions()
+        if configure is not None:
+            configure(options)
+        calls.append(options.mapper.init_min_tri_angle)
+        output.mkdir()
+        parts = relaxed if configure is not None else default
+        return {i: _part(synthetic_model, keep) for i, keep in enumerate(parts)}
+
+    monkeypatch.setattr(pose_chain, "prepare_database", lambda *args: tmp_path / "database.db")
+    monkeypatch.setattr(pose_chain, "map_database", fake_map)
+    names = [im.name for im in sorted(synthetic_model.images.values(), key=lambda im: im.image_id)]
+    inputs = pose_chain.ChainInputs(
+        tmp_path, tmp_path, names, tmp_path, [np.zeros((120, 160, 3), np.uint8)] * 8, [None] * 8
+    )
+    settings = {"camera_model": "SIMPLE_RADIAL", "num_threads": 1, "max_num_features": 100}
+    result = pose_chain.estimate_poses(inputs, settings, 0.8, "auto", Console(file=io.StringIO()))
+    assert (result.step, result.registered, result.approximate) == (step, registered, False)
+    assert [a.step for a in result.attempts] == list(POSE_STEPS[: POSE_STEPS.index(step) + 1])
+    assert all(a.error for a in result.attempts[:-1]) and result.attempts[-1].error is None
+    assert calls == [16.0] if step == "sfm" else calls == [16.0, pose_chain.RELAXED["init_min_tri_angle"]]
+    assert result.camera_to_world.shape == (registered, 4, 4) and len(result.points) >= 50
+    assert (tmp_path / "sparse").is_dir() and not (tmp_path / "sparse-relaxed").exists() or step == "sfm-merged"
+
+
+def test_chain_sfm_only_fails_like_plain_sfm(synthetic_model, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(pose_chain, "prepare_database", lambda *args: tmp_path / "database.db")
+    monkeypatch.setattr(pose_chain, "map_database", lambda *args, **kw: {0: _part(synthetic_model, range(3))})
+    names = [im.name for im in sorted(synthetic_model.images.values(), key=lambda im: im.image_id)]
+    inputs = pose_chain.ChainInputs(tmp_path, tmp_path, names, tmp_path, [], [])
+    settings = {"camera_model": "SIMPLE_RADIAL", "num_threads": 1, "max_num_features": 100}
+    with pytest.raises(ProcessError, match=r"^structure from motion registered only 3 of 8 frames .*What to try"):
+        pose_chain.estimate_poses(inputs, settings, 0.8, "sfm-only", Console(file=io.StringIO()))
+
+
+@pytest.mark.slow
+def test_real_panning_clip_gets_a_full_scene(davis_sweep, cli, snapshot, tmp_path: Path) -> None:
+    """DAVIS kite-surf (a camera following a surfer from one place): plain SfM registers only a few frames;
+    the chain still writes a scene. Which fallback step wins varies between runs (pycolmap's matching and
+    mapping are not deterministic), so the test checks what every outcome must satisfy."""
+    clip = davis_sweep("kite-surf")
+    before = snapshot(clip)
+    out = tmp_path / "scene"
+    code, text = cli("--images", str(clip / "images"), "--labels", str(clip / "masks"), "--max-size", "240",
+                     "--max-frames", "20", "--num-threads", "2", "--output", str(out))  # fmt: skip
+    assert code == 0, text
+    assert snapshot(clip) == before
+    report = json.loads((out / "transforms.json").read_text())["processing"]
+    attempts = report["pose_attempts"]
+    assert attempts[0]["step"] == "sfm" and attempts[0]["registered"] < 16 and "error" in attempts[0]
+    assert report["pose_step"] == attempts[-1]["step"] != "sfm" and "error" not in attempts[-1]
+    scene = load_scene(out)
+    assert scene.approximate_poses == (report["pose_step"] == "rotation-only") == report["approximate_poses"]
+    assert len(scene.frames) >= 16 and report["registered"] >= 16
+    assert sum(a["seconds"] for a in attempts) < 300

@@ -128,7 +128,7 @@ def test_failed_sfm_is_a_clear_message_without_traceback(demo_inputs, snapshot, 
     for i in range(5):
         Image.open(demo_inputs.scene.frames[0].image).save(frames / f"{i:05d}.png")
     cmd = ["semflow-process-data", "--images", str(frames), "--output", str(tmp_path / "out"), "--num-threads", "2",
-           "--pose-fallback", "sfm-only"]
+           "--pose-fallback", "sfm-only"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     text = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 1, text
