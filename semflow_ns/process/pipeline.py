@@ -74,8 +74,9 @@ class ProcessOptions:
     runs (--pose-fallback sfm-only: fail). Unregistered frames at the ends are dropped, interior ones get
     interpolated poses."""
     pose_fallback: Literal["auto", "sfm-only"] = "auto"
-    """auto: when SfM registers too few frames, retry SfM with relaxed thresholds, join partial models, and as
-    a last resort use rotation-only poses from static features (marked approximate_poses); sfm-only: fail."""
+    """auto: when SfM registers too few frames, retry with relaxed thresholds on one frame in 3 and on all frames,
+    join partial models, and as a last resort use rotation-only poses from static features (marked
+    approximate_poses); sfm-only: fail."""
     flow_preset: Literal["ultrafast", "fast", "medium"] = "medium"
     """OpenCV DIS optical-flow preset."""
     num_threads: int = 0
@@ -97,7 +98,8 @@ class ProcessReport:
     classes: list[str] = field(default_factory=list)
     pose_source: str = "sfm"
     pose_step: Optional[str] = None
-    """Which step gave the poses: sfm, sfm-relaxed, sfm-merged, rotation-only (see pose_chain), or supplied."""
+    """Which step gave the poses: sfm, sfm-subsampled, sfm-relaxed, sfm-merged, rotation-only (see pose_chain),
+    or supplied."""
     approximate_poses: bool = False
     """True for rotation-only poses: the model should refine them in training."""
     pose_attempts: list[dict] = field(default_factory=list)

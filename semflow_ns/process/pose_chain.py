@@ -6,13 +6,19 @@ SfM steps, triangulate at least ``MIN_POINTS`` points. The steps (names as in th
 ``sfm``
     The measured default recipe (:func:`semflow_ns.process.sfm.run_sfm`): unchanged, so a clip on which it
     succeeds gets exactly the poses it always got.
+``sfm-subsampled``
+    Relaxed mapping (the ``RELAXED`` thresholds below) on one frame in ``SUBSAMPLE_STEP``, i.e. three times the
+    baseline between neighbouring frames, which is what a slowly moving camera lacks; the frames in between get
+    poses interpolated from their registered neighbours. Succeeds when ``--min-registered`` of the mapped
+    frames are registered. Needs its own small database (see :func:`_subsampled`); mapping capped at
+    ``SUBSAMPLED_MAX_SECONDS``.
 ``sfm-relaxed``
     Incremental mapping again on the *same* feature/match database, with the thresholds that stop
     low-parallax clips relaxed (``RELAXED``): a smaller triangulation angle and fewer inliers for the initial
     pair, fewer inliers to register a further frame, smaller triangulation angles for points. Capped at
     ``RELAXED_MAX_SECONDS`` of mapping.
 ``sfm-merged``
-    The partial models of both mapping runs joined into one: models that share at least
+    The partial models of the two full mapping runs (``sfm``, ``sfm-relaxed``) joined into one: models that share at least
     ``MERGE_MIN_SHARED`` registered frames are brought into the largest model's world by a similarity
     estimated from the 2D-3D observations of the shared frames (``pycolmap.align_reconstructions_via_reprojections``),
     and frames missing from the largest model take their poses from the aligned ones. No extra mapping.
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -58,7 +64,7 @@ from semflow_ns.process.sfm import (
     result_from_models,
 )
 
-POSE_STEPS = ("sfm", "sfm-relaxed", "sfm-merged", "rotation-only")
+POSE_STEPS = ("sfm", "sfm-subsampled", "sfm-relaxed", "sfm-merged", "rotation-only")
 """The steps of the chain, in the order they are tried."""
 POSE_FALLBACKS = ("auto", "sfm-only")
 """``--pose-fallback`` values: the whole chain, or the default SfM recipe alone."""
@@ -68,6 +74,12 @@ RELAXED_MAX_SECONDS = 30
 """Wall-time cap of the relaxed mapping run (its partial models are kept when it is reached)."""
 MERGE_MIN_SHARED = 3
 """Partial models are joined only through at least this many frames registered in both."""
+SUBSAMPLE_STEP = 3
+"""``sfm-subsampled`` maps every this-many-th frame (three times the baseline between neighbours)."""
+SUBSAMPLE_MIN_FRAMES = 8
+"""``sfm-subsampled`` is skipped when the subsampled clip would have fewer frames."""
+SUBSAMPLED_MAX_SECONDS = 60
+"""Wall-time cap of the subsampled mapping run."""
 RELAXED: dict[str, float] = {
     "init_min_tri_angle": 4.0,
     "init_min_num_inliers": 50,
@@ -91,7 +103,7 @@ class PoseAttempt:
     error: Optional[str] = None
     """Why the step was not accepted (None: accepted)."""
     note: Optional[str] = None
-    """rotation-only: where the focal length came from."""
+    """sfm-subsampled: how many frames were mapped; rotation-only: where the focal length came from."""
 
     def as_dict(self) -> dict[str, Any]:
         """The report entry: step, registered, seconds (rounded), and the error when there was one."""
@@ -157,13 +169,78 @@ def _accept(
     )  # fmt: skip
 
 
-def _relaxed(options: pycolmap.IncrementalPipelineOptions) -> None:
-    for key, value in RELAXED.items():
-        setattr(options.mapper, key, value)
-    options.triangulation.min_angle = RELAXED["filter_min_tri_angle"]
-    options.min_model_size = MERGE_MIN_SHARED
-    options.max_runtime_seconds = int(RELAXED_MAX_SECONDS)
-    options.random_seed = 0  # a fallback should be reproducible (the default recipe keeps COLMAP's -1)
+def _relaxed_options(max_seconds: int) -> Callable[[pycolmap.IncrementalPipelineOptions], None]:
+    """Sets the ``RELAXED`` thresholds and a wall-time cap on mapping options."""
+
+    def configure(options: pycolmap.IncrementalPipelineOptions) -> None:
+        for key, value in RELAXED.items():
+            setattr(options.mapper, key, value)
+        options.triangulation.min_angle = RELAXED["filter_min_tri_angle"]
+        options.min_model_size = MERGE_MIN_SHARED
+        options.max_runtime_seconds = int(max_seconds)
+        options.random_seed = 0  # a fallback should be as reproducible as pycolmap allows (default recipe: -1)
+
+    return configure
+
+
+def _subsampled(
+    inputs: ChainInputs, settings: dict[str, Any], min_registered: float, attempts: list[PoseAttempt]
+) -> tuple[Optional[PoseResult], list[pycolmap.Reconstruction]]:
+    """``sfm-subsampled``: relaxed SfM on every ``SUBSAMPLE_STEP``-th frame, the others interpolated.
+
+    pycolmap 4.2.1 cannot restrict mapping to some images of a database (``image_names`` leaves the database
+    cache empty), so the kept frames get their own small database (a third of the extraction work). Succeeds
+    when ``min_registered`` of the kept frames are registered; frames between registered ones get slerp/linear
+    interpolated poses, frames outside them are dropped. Returns the result (or None) and the models found.
+    """
+    start = time.perf_counter()
+    names = inputs.names
+    keys = list(range(0, len(names), SUBSAMPLE_STEP))
+    if len(keys) < SUBSAMPLE_MIN_FRAMES:
+        attempts.append(PoseAttempt("sfm-subsampled", 0, 0.0, f"fewer than {SUBSAMPLE_MIN_FRAMES} frames to map"))
+        return None, []
+    work = inputs.work / "subsampled"
+    work.mkdir()
+    subset = [names[i] for i in keys]
+    try:
+        database = prepare_database(work, inputs.image_dir, inputs.mask_dir, subset, settings)
+        configure = _relaxed_options(SUBSAMPLED_MAX_SECONDS)
+        models = map_database(database, inputs.image_dir, work / "sparse", settings["num_threads"], configure)
+    except (RuntimeError, ValueError, OSError) as err:
+        models, error = {}, f"pycolmap failed: {err}"
+    else:
+        error = "no initial image pair found"
+    (work / "database.db").unlink(missing_ok=True)
+    attempt = PoseAttempt("sfm-subsampled", 0, 0.0, error, note=f"{len(keys)} frames mapped (one in {SUBSAMPLE_STEP})")
+    attempts.append(attempt)
+    if models:
+        found = result_from_models(models, subset)
+        attempt.registered = int(found.registered.sum())
+        need = max(3, int(np.ceil(min_registered * len(keys))))
+        attempt.error = None
+        if attempt.registered < need:
+            attempt.error = (
+                f"registered only {attempt.registered} of the {len(keys)} frames mapped (one in {SUBSAMPLE_STEP}; "
+                f"at least {need} needed)"
+            )
+        elif len(found.points) < MIN_POINTS:
+            attempt.error = f"triangulated only {len(found.points)} points"
+    attempt.seconds = time.perf_counter() - start
+    if attempt.error is not None:
+        shutil.rmtree(work, ignore_errors=True)
+        return None, list(models.values())
+    c2w = np.full((len(names), 4, 4), np.nan)
+    c2w[keys] = found.camera_to_world
+    full = SfmResult(c2w, ~np.isnan(c2w[:, 0, 0]), found.intrinsics, found.points, found.reprojection_error, 1)
+    completion = complete_poses(full, min_registered=1e-9)  # coverage was checked on the kept frames above
+    shutil.rmtree(inputs.work / "sparse", ignore_errors=True)
+    (work / "sparse").rename(inputs.work / "sparse")
+    shutil.rmtree(work, ignore_errors=True)
+    result = PoseResult(
+        "sfm-subsampled", completion.camera_to_world, found.intrinsics, found.points, completion.first,
+        completion.last, completion.interpolated, attempt.registered, found.reprojection_error, False, attempts,
+    )  # fmt: skip
+    return result, list(models.values())
 
 
 def _registered_names(model: pycolmap.Reconstruction) -> set[str]:
@@ -280,11 +357,16 @@ def estimate_poses(
             return accepted
     else:
         attempts.append(PoseAttempt("sfm", 0, time.perf_counter() - start, "no initial image pair found"))
-    console.print(f"[yellow]SfM: {attempts[-1].error}; trying relaxed SfM thresholds on the same matches...[/yellow]")
+    console.print(f"[yellow]SfM: {attempts[-1].error}; trying relaxed SfM on one frame in {SUBSAMPLE_STEP}...[/yellow]")
+    accepted, subsampled = _subsampled(inputs, settings, min_registered, attempts)
+    if accepted is not None:
+        return accepted
+    console.print(f"[yellow]Subsampled SfM: {attempts[-1].error}; relaxed SfM on all frames...[/yellow]")
 
     start = time.perf_counter()
     try:
-        relaxed = map_database(database, inputs.image_dir, inputs.work / "sparse-relaxed", threads, _relaxed)
+        configure = _relaxed_options(RELAXED_MAX_SECONDS)
+        relaxed = map_database(database, inputs.image_dir, inputs.work / "sparse-relaxed", threads, configure)
     except (RuntimeError, ValueError) as err:
         relaxed = {}
         console.print(f"[yellow]Relaxed SfM failed: {err}[/yellow]")
@@ -310,7 +392,7 @@ def estimate_poses(
 
     start = time.perf_counter()
     height, width = inputs.rgb[0].shape[:2]
-    intrinsics, source = _focal_source(partial, width, height)
+    intrinsics, source = _focal_source(partial + subsampled, width, height)
     console.print(
         f"[yellow]SfM registered too few frames ({max(a.registered for a in attempts)} of {len(names)}): "
         f"rotation-only poses from static features, focal length from the {source}.[/yellow]"

@@ -24,6 +24,7 @@ from semflow_ns.process.pipeline import ProcessOptions, ProcessReport, process
 
 POSE_STEP_NAMES = {
     "sfm": "pycolmap SfM",
+    "sfm-subsampled": "pycolmap SfM on one frame in 3, relaxed thresholds, others interpolated",
     "sfm-relaxed": "pycolmap SfM, relaxed thresholds",
     "sfm-merged": "pycolmap SfM, partial models joined",
     "rotation-only": "rotation only, from static features",

@@ -310,3 +310,40 @@ def test_real_panning_clip_gets_a_full_scene(davis_sweep, cli, snapshot, tmp_pat
     assert scene.approximate_poses == (report["pose_step"] == "rotation-only") == report["approximate_poses"]
     assert len(scene.frames) >= 16 and report["registered"] >= 16
     assert sum(a["seconds"] for a in attempts) < 300
+
+
+def test_subsampled_step_maps_one_frame_in_three_and_interpolates(monkeypatch, tmp_path: Path) -> None:
+    """Plain SfM registers 5 of 24 frames; relaxed SfM on frames 0, 3, ..., 21 registers all 8 of them; the
+    frames in between are interpolated and 22, 23 (after the last mapped frame) are dropped."""
+    options = pycolmap.SyntheticDatasetOptions()
+    options.num_rigs, options.num_cameras_per_rig, options.num_frames_per_rig = 1, 1, 24
+    options.num_points3D = 150
+    whole = pycolmap.synthesize_dataset(options)
+    names = [im.name for im in sorted(whole.images.values(), key=lambda im: im.image_id)]
+    mapped = []
+
+    def fake_map(database, image_dir, output, threads, configure=None):
+        output.mkdir()
+        if output.parent.name == "subsampled":
+            mapped.append(output)
+            return {0: whole}
+        return {0: _part(whole, range(5))}
+
+    databases = []
+    monkeypatch.setattr(
+        pose_chain,
+        "prepare_database",
+        lambda work, images, masks, subset, settings: databases.append(subset) or work / "database.db",
+    )
+    monkeypatch.setattr(pose_chain, "map_database", fake_map)
+    inputs = pose_chain.ChainInputs(tmp_path, tmp_path, names, tmp_path, [], [])
+    settings = {"camera_model": "SIMPLE_RADIAL", "num_threads": 1, "max_num_features": 100}
+    result = pose_chain.estimate_poses(inputs, settings, 0.8, "auto", Console(file=io.StringIO()))
+    assert databases == [names, names[::3]] and len(mapped) == 1
+    assert (result.step, result.registered, result.first, result.last) == ("sfm-subsampled", 8, 0, 21)
+    assert result.interpolated == [i for i in range(22) if i % 3] and not result.approximate
+    assert [a.step for a in result.attempts] == ["sfm", "sfm-subsampled"]
+    assert result.attempts[1].note == "8 frames mapped (one in 3)"
+    truth = np.stack([opengl_camera_to_world(whole.images[whole.find_image_with_name(n).image_id]) for n in names])
+    np.testing.assert_allclose(result.camera_to_world[::3], truth[:22:3], atol=1e-9)
+    assert (tmp_path / "sparse").is_dir() and not (tmp_path / "subsampled").exists()
