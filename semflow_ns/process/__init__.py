@@ -2,7 +2,9 @@
 
 Stages: :mod:`~semflow_ns.process.frames` (decode, subsample, resize), :mod:`~semflow_ns.process.label_input`
 (pair and decode the labels into classes, instances and motion masks), :mod:`~semflow_ns.process.sfm`
-(pycolmap structure from motion) or :mod:`~semflow_ns.process.poses_input` (poses supplied by the user),
+(pycolmap structure from motion), with :mod:`~semflow_ns.process.pose_chain` (fallbacks when SfM registers too
+few frames, down to :mod:`~semflow_ns.process.rotation_only` poses), or :mod:`~semflow_ns.process.poses_input`
+(poses supplied by the user),
 then optical flow and writing (:mod:`~semflow_ns.process.pipeline`).
 """
 

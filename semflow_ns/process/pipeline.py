@@ -22,6 +22,7 @@ from semflow_ns.process import ProcessError
 from semflow_ns.process.frames import InputFrame, read_folder, read_video
 from semflow_ns.process.label_input import LabelOptions, Labels, read_labels
 from semflow_ns.process.output import check_output, make_staging, publish
+from semflow_ns.process.pose_chain import POSE_FALLBACKS
 from semflow_ns.process.poses_input import SuppliedPoses, from_poses_bounds, from_transforms
 from semflow_ns.process.sfm import CAMERA_MODELS
 from semflow_ns.process.writing import Geometry, estimate_geometry, write_scene
@@ -56,7 +57,8 @@ class ProcessOptions:
     poses: Optional[Path] = None
     """Known cameras instead of SfM: a nerfstudio transforms.json or an LLFF poses_bounds.npy."""
     bounds: Optional[tuple[float, float]] = None
-    """NEAR FAR scene depth range in the units of --poses transforms.json (when it has no point cloud)."""
+    """NEAR FAR scene depth range in the units of --poses transforms.json when it has no point cloud, and of
+    rotation-only poses (cameras at the origin; default 0.1 100)."""
     max_size: int = 960
     """Shrink frames so that the longer side is at most this many pixels (0: keep the input size)."""
     frame_step: int = 1
@@ -68,8 +70,13 @@ class ProcessOptions:
     max_num_features: int = 8192
     """SIFT features per frame."""
     min_registered: float = 0.8
-    """Fail when SfM registers fewer than this fraction of the frames (unregistered frames at the ends are
-    dropped, interior ones get interpolated poses)."""
+    """A pose step must register at least this fraction of the frames, else the next step of the fallback chain
+    runs (--pose-fallback sfm-only: fail). Unregistered frames at the ends are dropped, interior ones get
+    interpolated poses."""
+    pose_fallback: Literal["auto", "sfm-only"] = "auto"
+    """auto: when SfM registers too few frames, retry with relaxed thresholds on one frame in 3 and on all frames,
+    join partial models, and as a last resort use rotation-only poses from static features (marked
+    approximate_poses); sfm-only: fail."""
     flow_preset: Literal["ultrafast", "fast", "medium"] = "medium"
     """OpenCV DIS optical-flow preset."""
     num_threads: int = 0
@@ -90,10 +97,18 @@ class ProcessReport:
     labelled_frames: int = 0
     classes: list[str] = field(default_factory=list)
     pose_source: str = "sfm"
+    pose_step: Optional[str] = None
+    """Which step gave the poses: sfm, sfm-subsampled, sfm-relaxed, sfm-merged, rotation-only (see pose_chain),
+    or supplied."""
+    approximate_poses: bool = False
+    """True for rotation-only poses: the model should refine them in training."""
+    pose_attempts: list[dict] = field(default_factory=list)
+    """Per step tried: step, registered (frames), seconds, and error when the step was not accepted."""
     registered: Optional[int] = None
     trimmed: int = 0
     interpolated: list[str] = field(default_factory=list)
     reprojection_error_px: Optional[float] = None
+    """SfM: mean reprojection error; rotation-only: mean residual of the static tracks under the pair rotations."""
     points: Optional[int] = None
     flow_consistent_fraction: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -109,6 +124,7 @@ def _check_options(options: ProcessOptions) -> None:
         (options.max_frames >= 0, f"--max-frames must be 0 (all) or positive, got {options.max_frames}"),
         (options.max_size >= 0, f"--max-size must be 0 (keep) or positive, got {options.max_size}"),
         (0.0 < options.min_registered <= 1.0, f"--min-registered must lie in (0, 1], got {options.min_registered}"),
+        (options.pose_fallback in POSE_FALLBACKS, f"--pose-fallback must be one of {POSE_FALLBACKS}"),
         (options.camera_model in CAMERA_MODELS, f"--camera-model must be one of {CAMERA_MODELS}"),
         (options.flow_preset in PRESETS, f"--flow-preset must be one of {sorted(PRESETS)}"),
         (options.bounds is None or 0 < options.bounds[0] < options.bounds[1], "--bounds needs 0 < NEAR < FAR"),

@@ -10,9 +10,10 @@ camera-to-world by inverting and negating the camera y and z axes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pycolmap
@@ -75,7 +76,12 @@ def opengl_camera_to_world(image: pycolmap.Image) -> np.ndarray:
     return c2w
 
 
-def _reconstruct(work: Path, image_dir: Path, mask_dir: Path, names: Sequence[str], settings: dict) -> dict:
+def prepare_database(work: Path, image_dir: Path, mask_dir: Path, names: Sequence[str], settings: dict) -> Path:
+    """SIFT extraction (moving objects masked) and sequential matching into ``work/database.db``; returns its path.
+
+    ``settings``: ``camera_model``, ``num_threads``, ``max_num_features``. The database is reused by every
+    mapping attempt of the pose fallback chain (:mod:`semflow_ns.process.pose_chain`).
+    """
     database = work / "database.db"
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = settings["camera_model"]
@@ -97,10 +103,56 @@ def _reconstruct(work: Path, image_dir: Path, mask_dir: Path, names: Sequence[st
     pycolmap.match_sequential(
         str(database), matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
     )
+    return database
+
+
+def map_database(
+    database: Path,
+    image_dir: Path,
+    output: Path,
+    num_threads: int,
+    configure: Optional[Callable[[pycolmap.IncrementalPipelineOptions], None]] = None,
+) -> dict:
+    """Incremental mapping of ``database`` into ``output`` (created); returns pycolmap's ``{id: Reconstruction}``.
+
+    Without ``configure`` this is the measured default recipe; ``configure`` may change the options first.
+    """
     mapping = pycolmap.IncrementalPipelineOptions()
-    mapping.num_threads = settings["num_threads"]
-    (work / "sparse").mkdir(exist_ok=True)
-    return pycolmap.incremental_mapping(str(database), str(image_dir), str(work / "sparse"), options=mapping)
+    mapping.num_threads = num_threads
+    if configure is not None:
+        configure(mapping)
+    output.mkdir(exist_ok=True)
+    return pycolmap.incremental_mapping(str(database), str(image_dir), str(output), options=mapping)
+
+
+def _reconstruct(work: Path, image_dir: Path, mask_dir: Path, names: Sequence[str], settings: dict) -> dict:
+    database = prepare_database(work, image_dir, mask_dir, names, settings)
+    return map_database(database, image_dir, work / "sparse", settings["num_threads"])
+
+
+def result_from_models(models: dict, names: Sequence[str]) -> SfmResult:
+    """The model with the most registered frames as an ``SfmResult`` over ``names``.
+
+    Raises:
+        ProcessError: no model at all (no initial image pair found).
+    """
+    if not models:
+        raise ProcessError(f"structure from motion registered no frames (no initial image pair found). {ADVICE}")
+    best = max(models.values(), key=lambda rec: rec.num_reg_images())
+    by_name = {image.name: image for image in best.images.values() if image.has_pose}
+    c2w = np.full((len(names), 4, 4), np.nan)
+    for i, name in enumerate(names):
+        if name in by_name:
+            c2w[i] = opengl_camera_to_world(by_name[name])
+    points = np.array([p.xyz for p in best.points3D.values()], dtype=np.float64).reshape(-1, 3)
+    return SfmResult(
+        camera_to_world=c2w,
+        registered=~np.isnan(c2w[:, 0, 0]),
+        intrinsics=intrinsics_from_camera(next(iter(best.cameras.values()))),
+        points=points,
+        reprojection_error=float(best.compute_mean_reprojection_error()),
+        num_models=len(models),
+    )
 
 
 def run_sfm(
@@ -130,23 +182,7 @@ def run_sfm(
         models = _reconstruct(work, image_dir, mask_dir, names, settings)
     except (RuntimeError, ValueError, OSError) as err:
         raise ProcessError(f"pycolmap failed: {err}. {ADVICE}") from err
-    if not models:
-        raise ProcessError(f"structure from motion registered no frames (no initial image pair found). {ADVICE}")
-    best = max(models.values(), key=lambda rec: rec.num_reg_images())
-    by_name = {image.name: image for image in best.images.values() if image.has_pose}
-    c2w = np.full((len(names), 4, 4), np.nan)
-    for i, name in enumerate(names):
-        if name in by_name:
-            c2w[i] = opengl_camera_to_world(by_name[name])
-    points = np.array([p.xyz for p in best.points3D.values()], dtype=np.float64).reshape(-1, 3)
-    return SfmResult(
-        camera_to_world=c2w,
-        registered=~np.isnan(c2w[:, 0, 0]),
-        intrinsics=intrinsics_from_camera(next(iter(best.cameras.values()))),
-        points=points,
-        reprojection_error=float(best.compute_mean_reprojection_error()),
-        num_models=len(models),
-    )
+    return result_from_models(models, names)
 
 
 @dataclass

@@ -30,11 +30,10 @@ from semflow_ns.data.scene_format import (
     write_label_image,
 )
 from semflow_ns.data.scene_geometry import bounds_from_points, forward_facing_normalization, unbounded_scene_range
-from semflow_ns.process import ProcessError
 from semflow_ns.process.frames import InputFrame, frame_times
 from semflow_ns.process.label_input import Labels
+from semflow_ns.process.pose_chain import ChainInputs, estimate_poses
 from semflow_ns.process.poses_input import DEFAULT_BOUNDS, SuppliedPoses
-from semflow_ns.process.sfm import ADVICE, complete_poses, run_sfm
 
 if TYPE_CHECKING:
     from semflow_ns.process.pipeline import ProcessOptions, ProcessReport
@@ -71,46 +70,66 @@ def _write_images(root: Path, frames: list[InputFrame]) -> list[Path]:
     return paths
 
 
-def _colmap_masks(folder: Path, images: list[Path], labels: Optional[Labels]) -> None:
+def _static_masks(images: list[Path], labels: Optional[Labels]) -> list[Optional[np.ndarray]]:
+    """Per frame, True where no moving class is (None: the frame has no label, everything counts as static)."""
+    dynamic = [] if labels is None else [i for i, c in enumerate(labels.classes) if c.dynamic]
+    out: list[Optional[np.ndarray]] = []
+    for i in range(len(images)):
+        ids = None if labels is None else labels.semantics[i]
+        out.append(None if ids is None else ~np.isin(ids, dynamic))
+    return out
+
+
+def _colmap_masks(folder: Path, images: list[Path], static: list[Optional[np.ndarray]]) -> None:
     """COLMAP masks ``<image name>.png``: 0 on moving classes (no keypoints there), 255 elsewhere."""
     folder.mkdir(parents=True)
-    dynamic = [] if labels is None else [i for i, c in enumerate(labels.classes) if c.dynamic]
-    for i, image in enumerate(images):
-        with Image.open(image) as opened:
-            width, height = opened.size
-        ids = None if labels is None else labels.semantics[i]
-        keep = np.ones((height, width), bool) if ids is None else ~np.isin(ids, dynamic)
+    for image, keep in zip(images, static, strict=True):
+        if keep is None:
+            with Image.open(image) as opened:
+                width, height = opened.size
+            keep = np.ones((height, width), bool)
         Image.fromarray(keep.astype(np.uint8) * 255).save(folder / f"{image.name}.png")
 
 
 def _sfm(
     root: Path,
+    frames: list[InputFrame],
     images: list[Path],
     labels: Optional[Labels],
     options: "ProcessOptions",
     report: "ProcessReport",
     console: Console,
-) -> tuple[np.ndarray, list[Intrinsics], np.ndarray, list[int]]:
-    """Runs SfM on the written frames; returns (c2w [K, 4, 4], intrinsics, points [M, 3], kept frame indices)."""
-    _colmap_masks(root / "colmap" / "masks", images, labels)
+) -> tuple[np.ndarray, list[Intrinsics], Optional[np.ndarray], list[int]]:
+    """Runs the pose chain on the written frames; returns (c2w [K, 4, 4], intrinsics, points [M, 3] or None,
+    kept frame indices) and fills the pose fields of ``report``."""
+    static = _static_masks(images, labels)
+    _colmap_masks(root / "colmap" / "masks", images, static)
     pycolmap.logging.minloglevel = 0 if options.verbose else 3
     console.print(f"Structure from motion (pycolmap {pycolmap.__version__}, {options.camera_model}, sequential)...")
-    result = run_sfm(
+    inputs = ChainInputs(
         root / "images", root / "colmap" / "masks", [p.name for p in images], root / "colmap",
-        options.camera_model, options.num_threads or -1, options.max_num_features,
+        [f.rgb for f in frames], static,
     )  # fmt: skip
-    completion = complete_poses(result, options.min_registered)
-    if len(result.points) < 50:
-        raise ProcessError(f"structure from motion triangulated only {len(result.points)} points. {ADVICE}")
-    report.registered, report.points = int(result.registered.sum()), len(result.points)
+    settings = {
+        "camera_model": options.camera_model,
+        "num_threads": options.num_threads or -1,
+        "max_num_features": options.max_num_features,
+    }
+    result = estimate_poses(inputs, settings, options.min_registered, options.pose_fallback, console)
+    report.pose_step, report.approximate_poses = result.step, result.approximate
+    report.pose_attempts = [a.as_dict() for a in result.attempts]
+    report.registered = result.registered
+    report.points = None if result.points is None else len(result.points)
     report.reprojection_error_px = result.reprojection_error
-    report.trimmed = len(images) - (completion.last - completion.first + 1)
-    report.interpolated = [images[i].stem for i in completion.interpolated]
+    report.trimmed = len(images) - (result.last - result.first + 1)
+    report.interpolated = [images[i].stem for i in result.interpolated]
     for leftover in ("database.db", "masks"):
         target = root / "colmap" / leftover
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    kept = list(range(completion.first, completion.last + 1))
-    return completion.camera_to_world, [result.intrinsics] * len(kept), result.points, kept
+    if result.points is None:
+        shutil.rmtree(root / "colmap", ignore_errors=True)
+    kept = list(range(result.first, result.last + 1))
+    return result.camera_to_world, [result.intrinsics] * len(kept), result.points, kept
 
 
 def _check_baseline(c2w: np.ndarray, bounds: np.ndarray, console: Console) -> None:
@@ -140,11 +159,11 @@ def estimate_geometry(
     images = _write_images(root, frames)
     points, bounds = None, None
     if supplied is None:
-        c2w, intrinsics, points, kept = _sfm(root, images, labels, options, report, console)
+        c2w, intrinsics, points, kept = _sfm(root, frames, images, labels, options, report, console)
         for index in sorted(set(range(len(frames))) - set(kept)):
             images[index].unlink()
     else:
-        report.pose_source = str(options.poses)
+        report.pose_source, report.pose_step = str(options.poses), "supplied"
         c2w, intrinsics, points, bounds = (
             supplied.camera_to_world,
             supplied.intrinsics,
@@ -234,6 +253,7 @@ def write_scene(
     scene = SceneDescription(
         root, classes, frames, instances=labels.instances if labels is not None else [], scene_box=geometry.scene_box,
         near=geometry.near, far=geometry.far, extra=meta, unbounded=True, motion_masks_from_labels=labels is not None,
+        approximate_poses=report.approximate_poses,
     )  # fmt: skip
     save_scene(scene)
     load_scene(root)

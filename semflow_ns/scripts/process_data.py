@@ -22,6 +22,19 @@ from semflow_ns.data.scene_format import SceneFormatError
 from semflow_ns.process import ProcessError
 from semflow_ns.process.pipeline import ProcessOptions, ProcessReport, process
 
+POSE_STEP_NAMES = {
+    "sfm": "pycolmap SfM",
+    "sfm-subsampled": "pycolmap SfM on one frame in 3, relaxed thresholds, others interpolated",
+    "sfm-relaxed": "pycolmap SfM, relaxed thresholds",
+    "sfm-merged": "pycolmap SfM, partial models joined",
+    "rotation-only": "rotation only, from static features",
+}
+
+
+def _attempt(entry: dict, frames: int) -> str:
+    status = "used" if entry.get("error") is None else "too few"
+    return f"{entry['step']} {entry['registered']}/{frames} in {entry['seconds']:.1f} s ({status})"
+
 
 def print_report(report: ProcessReport, console: Console) -> None:
     """The summary table printed at the end of a run."""
@@ -29,13 +42,22 @@ def print_report(report: ProcessReport, console: Console) -> None:
     registered = "supplied" if report.registered is None else f"{report.registered} / {report.input_frames}"
     if report.registered is not None and report.input_frames != report.frames + report.trimmed:
         registered = f"{report.registered} / {report.frames + report.trimmed} kept frames"
+    poses = report.pose_source
+    if report.pose_source == "sfm":
+        poses = f"{POSE_STEP_NAMES.get(report.pose_step or 'sfm', report.pose_step)} (step {report.pose_step})"
+        if report.approximate_poses:
+            poses += ", approximate: refined in training"
     rows = [
         ("frames written", f"{report.frames} (of {report.input_frames} input frames)"),
-        ("poses", "pycolmap SfM" if report.pose_source == "sfm" else report.pose_source),
-        ("frames registered by SfM", registered),
+        ("poses", poses),
+        (
+            "pose steps tried",
+            "; ".join(_attempt(a, report.frames + report.trimmed) for a in report.pose_attempts) or "-",
+        ),
+        ("frames registered by SfM" if not report.approximate_poses else "frames with a pose", registered),
         ("dropped at the ends / interpolated", f"{report.trimmed} / {len(report.interpolated)}"),
         (
-            "mean reprojection error",
+            "mean reprojection error" if not report.approximate_poses else "mean rotation residual",
             "-" if report.reprojection_error_px is None else f"{report.reprojection_error_px:.3f} px",
         ),
         ("SfM points", "-" if report.points is None else str(report.points)),

@@ -25,6 +25,8 @@ from semflow_ns.scripts.process_data import run
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 """``../shared/data`` next to the repository (real test data that is not part of the repository)."""
 DAVIS = SHARED_DATA / "davis-car-shadow"
+DAVIS_SWEEP = SHARED_DATA / "davis-sweep"
+"""Five more DAVIS clips (``<clip>/images``, ``<clip>/masks``) on which plain SfM mostly fails."""
 
 
 @dataclass
@@ -117,3 +119,18 @@ def davis() -> Path:
     if not (DAVIS / "images").is_dir() or not (DAVIS / "masks").is_dir():
         pytest.skip(f"real test data not found: {DAVIS.resolve()} (../shared/data next to the repository) is absent")
     return DAVIS.resolve()
+
+
+@pytest.fixture
+def davis_sweep() -> Callable[[str], Path]:
+    """``davis_sweep(clip)``: a shared DAVIS sweep clip folder; the test is skipped when it is absent."""
+
+    def find(clip: str) -> Path:
+        folder = DAVIS_SWEEP / clip
+        if not (folder / "images").is_dir() or not (folder / "masks").is_dir():
+            pytest.skip(
+                f"real test data not found: {folder.resolve()} (../shared/data next to the repository) is absent"
+            )
+        return folder.resolve()
+
+    return find

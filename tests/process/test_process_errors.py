@@ -121,12 +121,14 @@ def test_allow_missing_labels(inputs_copy, cli, tmp_path: Path) -> None:
 
 
 def test_failed_sfm_is_a_clear_message_without_traceback(demo_inputs, snapshot, tmp_path: Path) -> None:
-    """A static camera (the same frame repeated) has no parallax: SfM must fail with advice, not a traceback."""
+    """A static camera (the same frame repeated) has no parallax: SfM must fail with advice, not a traceback
+    (with --pose-fallback sfm-only; the default chain would end in rotation-only poses)."""
     frames = tmp_path / "static"
     frames.mkdir()
     for i in range(5):
         Image.open(demo_inputs.scene.frames[0].image).save(frames / f"{i:05d}.png")
-    cmd = ["semflow-process-data", "--images", str(frames), "--output", str(tmp_path / "out"), "--num-threads", "2"]
+    cmd = ["semflow-process-data", "--images", str(frames), "--output", str(tmp_path / "out"), "--num-threads", "2",
+           "--pose-fallback", "sfm-only"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     text = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 1, text
