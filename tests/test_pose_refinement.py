@@ -10,6 +10,7 @@ import tyro
 from nerfstudio.cameras.camera_optimizers import CameraOptimizer
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
+from test_model import tiny_pipeline, train_step
 
 from semflow_ns.data.video import VIDEO_FRAME_KEY
 from semflow_ns.field_components.flow_aggregation import VideoCameras
@@ -20,8 +21,6 @@ from semflow_ns.model_components.pose_refinement import (
     corrected_rays,
     refine_camera,
 )
-
-from test_model import tiny_pipeline, train_step
 
 
 def mark_approximate(scene: Path) -> Path:
