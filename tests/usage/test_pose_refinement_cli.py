@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import tyro
 from nerfstudio.utils.eval_utils import eval_setup
 from PIL import Image
 
+from semflow_ns.scripts import camera_path
 from semflow_ns.viewer.session import camera_state, render_view, start_viewer
 
 pytestmark = pytest.mark.slow
@@ -138,3 +140,11 @@ def test_the_viewer_renders_free_cameras_and_shows_refined_training_cameras(appr
         viewer.update_camera_poses()  # nerfstudio moves the training-camera frustums by the model's corrections
     finally:
         viewer.viser_server.stop()
+
+    # semflow-camera-path's training views sit at the learned poses, not at the stored ones
+    shot = tyro.cli(camera_path.Command, args=["video", "--load-config", str(config), "--camera", "2"])
+    path = camera_path.build_path(shot)  # type: ignore[arg-type]
+    c2w = torch.tensor(path["camera_path"][0]["camera_to_world"]).reshape(4, 4)[:3]
+    refined = pipeline.model.video_cameras.refined_camera_to_worlds()[2].detach()
+    assert torch.allclose(c2w, refined, atol=1e-5)
+    assert not torch.allclose(c2w, cameras.camera_to_worlds[2], atol=1e-7)
