@@ -16,6 +16,9 @@ and ``t`` is added to the centre in world axes. :func:`corrected_camera_to_world
 :func:`corrected_rays` state that rule once for the rest of the plugin (``apply_to_camera`` only takes one
 camera at a time); the tests check that they agree with nerfstudio's methods.
 
+Every training step uses the whole correction tensor (its L2 penalty covers every frame), so the
+parameter is used in each step, as DistributedDataParallel requires.
+
 Cameras that are not video frames (the viewer's free camera, camera paths, held-out views) have no
 correction. nerfstudio's own ``cam_idx`` camera metadata is not used: the viewer sets it on every free
 camera, and for the evaluation split it counts the evaluation images, not the video frames.
