@@ -21,6 +21,9 @@ from semflow_ns.utils.schedulers import FloatExponentialDecaySchedulerConfig
 MAX_STEPS = 2200
 """Default training length; sized to finish within about 15 minutes on a 2-core CPU."""
 
+CAMERA_OPT_LR = 1e-3
+"""Initial learning rate of the camera pose corrections (radians / world units per Adam step, roughly)."""
+
 
 def _optimizer(lr: float, max_steps: int = MAX_STEPS) -> dict:
     return {
@@ -56,6 +59,9 @@ def semantic_flow_config() -> TrainerConfig:
             "dynamic_field": _optimizer(3e-2),
             "scene_flow": _optimizer(5e-3),
             "semantics": _optimizer(5e-3),
+            # pose corrections (only when the model refines poses, see the model's camera_optimizer): Adam as
+            # in nerfacto, decayed tenfold over training after the common 50-step warm-up
+            "camera_opt": _optimizer(CAMERA_OPT_LR),
         },
         machine=MachineConfig(device_type="cuda" if torch.cuda.is_available() else "cpu"),
         viewer=ViewerConfig(num_rays_per_chunk=4096),

@@ -21,6 +21,7 @@ from typing import Any, Literal, NamedTuple, Optional
 import numpy as np
 import torch
 from jaxtyping import Float, Int, Shaped
+from nerfstudio.cameras.camera_optimizers import CameraOptimizer
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.data.dataparsers.base_dataparser import Semantics
@@ -35,6 +36,7 @@ from nerfstudio.model_components.renderers import DepthRenderer
 from nerfstudio.model_components.scene_colliders import NearFarCollider
 from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
+from nerfstudio.utils.rich_utils import CONSOLE
 from PIL import Image
 from torch import Tensor
 from torch.nn import Parameter
@@ -53,6 +55,13 @@ from semflow_ns.fields.radiance_field import RadianceField, RadianceFieldConfig,
 from semflow_ns.model_components import losses
 from semflow_ns.model_components.editing import SceneEdit, highlight, removal_keep
 from semflow_ns.model_components.metrics import semantic_metrics
+from semflow_ns.model_components.pose_refinement import (
+    PoseRefinementConfig,
+    corrected_rays,
+    is_refining,
+    refine_camera,
+    video_frames_of,
+)
 from semflow_ns.model_components.render_times import RenderTimes
 from semflow_ns.model_components.rendering import BlendedWeights, blended_weights, composite, induced_flow
 from semflow_ns.utils.colors import flow_to_rgb, instance_palette
@@ -160,6 +169,9 @@ class SemanticFlowModelConfig(ModelConfig):
     """Render-time edit: instances (names or ids) removed from the scene."""
     highlight_classes: tuple[str, ...] = ()
     """Render-time edit: if set, everything but these classes is dimmed in `rgb`."""
+    camera_optimizer: PoseRefinementConfig = field(default_factory=PoseRefinementConfig)
+    """Refinement of the video's camera poses in training (nerfstudio's camera optimizer; param group
+    `camera_opt`). Mode auto (default): SO3xR3 for scenes marked `approximate_poses`, off otherwise."""
 
 
 class DynamicQuery(NamedTuple):
@@ -234,7 +246,15 @@ class SemanticFlowModel(Model):
         self.scene_flow = SceneFlowField(cfg.scene_flow, num_frames=num_frames)
         self.half_window = cfg.scene_flow.window // 2
 
-        self.video_cameras = VideoCameras(video.cameras)
+        self.camera_optimizer: CameraOptimizer = cfg.camera_optimizer.resolve(self.scene_info.approximate_poses).setup(
+            num_cameras=num_frames, device="cpu"
+        )
+        if is_refining(self.camera_optimizer):
+            CONSOLE.print(
+                f"[bold]Semantic Flow:[/bold] refining the camera poses of the {num_frames} video frames "
+                f"(camera optimizer mode {self.camera_optimizer.config.mode})"
+            )
+        self.video_cameras = VideoCameras(video.cameras, pose_correction=self.camera_optimizer)
         head_in = cfg.dynamic_field.feature_dim
         self.aggregator: Optional[FlowFeatureAggregator] = None
         self.attention: Optional[FlowAttention] = None
@@ -254,13 +274,15 @@ class SemanticFlowModel(Model):
 
     def get_param_groups(self) -> dict[str, list[Parameter]]:
         semantic = [self.semantic_head, self.static_semantic_head, self.aggregator, self.attention]
-        return {
+        groups = {
             "proposal_networks": list(self.proposal_field.parameters()),
             "static_field": list(self.static_field.parameters()),
             "dynamic_field": list(self.dynamic_field.parameters()),
             "scene_flow": list(self.scene_flow.parameters()),
             "semantics": [p for module in semantic if module is not None for p in module.parameters()],
         }
+        self.camera_optimizer.get_param_groups(param_groups=groups)  # adds "camera_opt" when refining
+        return groups
 
     def get_training_callbacks(
         self, training_callback_attributes: TrainingCallbackAttributes
@@ -374,9 +396,32 @@ class SemanticFlowModel(Model):
             dynamic=ray_samples.get_weights(dynamic),
         )
 
+    def _refine_rays(self, ray_bundle: RayBundle) -> None:
+        """Moves the rays of video frames to their frames' refined poses (in place, like nerfstudio).
+
+        Training rays are identified by their camera index (the training split is the whole video, in
+        order). Other rays (the evaluation batches, point-cloud export) are refined only where they carry
+        a ``video_frame`` index >= 0; rays of the viewer, camera paths and held-out views are left alone.
+        """
+        if not is_refining(self.camera_optimizer):
+            return
+        if self.training:
+            self.camera_optimizer.apply_to_raybundle(ray_bundle)
+            return
+        frames = video_frames_of(ray_bundle.metadata)
+        if frames is None or not bool((frames >= 0).any()):
+            return
+        known = frames >= 0
+        origins, directions = corrected_rays(
+            ray_bundle.origins[known], ray_bundle.directions[known], self.camera_optimizer(frames[known])
+        )
+        ray_bundle.origins = ray_bundle.origins.index_put((known,), origins)
+        ray_bundle.directions = ray_bundle.directions.index_put((known,), directions)
+
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
         if ray_bundle.times is None:
             ray_bundle.times = torch.zeros_like(ray_bundle.origins[..., :1])
+        self._refine_rays(ray_bundle)
         ray_bundle = self.collider(ray_bundle)
         density_fns = [partial(self.proposal_field, times=ray_bundle.times[:, None, :])]
         ray_samples, weights_list, ray_samples_list = self.proposal_sampler(ray_bundle, density_fns=density_fns)
@@ -486,6 +531,7 @@ class SemanticFlowModel(Model):
         if self.training:
             metrics["distortion"] = distortion_loss(outputs["weights_list"], outputs["ray_samples_list"])
             metrics["interlevel"] = interlevel_loss(outputs["weights_list"], outputs["ray_samples_list"])
+            self.camera_optimizer.get_metrics_dict(metrics)  # size of the pose corrections, when refining
         return metrics
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:
@@ -530,6 +576,7 @@ class SemanticFlowModel(Model):
         )
         loss["blend"] = cfg.blend_loss_mult * losses.masked_mean(torch.abs(outputs["dynamic_mask"] - motion), known)
         loss["sparsity"] = cfg.sparsity_loss_mult * outputs["loss_sparsity"]
+        self.camera_optimizer.get_loss_dict(loss)  # L2 penalty on the pose corrections, when refining
         return loss
 
     def _label_losses(
@@ -556,6 +603,8 @@ class SemanticFlowModel(Model):
     @torch.no_grad()
     def get_outputs_for_camera(self, camera: Cameras, obb_box=None) -> dict[str, Tensor]:
         camera = self.render_times.resolve(camera)  # fills missing times, clamps to [0, 1]; says so once
+        # a video frame's camera (evaluation images, `ns-render dataset`) renders from its refined pose
+        camera = refine_camera(camera, self.video_cameras.refined_camera_to_worlds())
         outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
         outputs["optical_flow"] = self._flow_image(
             camera, outputs.pop("expected_points"), outputs.pop("expected_points_next")

@@ -29,7 +29,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from semflow_ns.data.demo import default_demo_dir, ensure_demo_scene
 from semflow_ns.data.scene_format import FrameRecord, SceneDescription, load_scene
 from semflow_ns.data.splits import EvalSource, SplitOptions, describe_labels, eval_frames, training_frames
-from semflow_ns.data.video import SceneInfo, VideoFrames
+from semflow_ns.data.video import VIDEO_FRAME_KEY, SceneInfo, VideoFrames
 
 
 def frames_to_cameras(frames: Sequence[FrameRecord]) -> Cameras:
@@ -132,9 +132,14 @@ def scene_outputs(
             + ("; unbounded" if scene.unbounded else "")
             + ("; approximate poses (refined in training)" if scene.approximate_poses else "")
         )
+    cameras = frames_to_cameras(frames)
+    # which video frame each camera is (-1: a held-out view); the model moves video frames to their refined
+    # poses when it renders them. The training split is the whole video in order: camera i is frame i.
+    frame_index = {f.image: i for i, f in enumerate(scene.frames)}
+    cameras.metadata = {VIDEO_FRAME_KEY: torch.tensor([[frame_index.get(f.image, -1)] for f in frames])}
     return DataparserOutputs(
         image_filenames=[f.image for f in frames],
-        cameras=frames_to_cameras(frames),
+        cameras=cameras,
         scene_box=SceneBox(aabb=box),
         metadata={"semantics": semantics, "semflow_frames": frames, "semflow_video": video, "semflow_scene": info},
     )

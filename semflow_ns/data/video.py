@@ -11,6 +11,10 @@ from nerfstudio.cameras.cameras import Cameras
 
 from semflow_ns.data.scene_format import InstanceInfo, SemanticClass
 
+VIDEO_FRAME_KEY = "video_frame"
+"""Camera metadata key set by the DataParsers: index [num_cameras, 1] of the video frame each camera is,
+-1 for cameras that are not video frames (held-out views). Rays generated from the cameras carry it too."""
+
 
 @dataclass
 class VideoFrames:

@@ -3,7 +3,9 @@
 Each trajectory point x_{t+k} is projected into the camera of video frame t+k, in world
 coordinates (the official code projects NDC points with world-space poses, METHOD.md §1.2), and the
 frame's feature map is sampled bilinearly there. Points behind the camera or outside the image are
-flagged invalid; their features are zeroed and the flag is passed on to the attention.
+flagged invalid; their features are zeroed and the flag is passed on to the attention. When the model
+refines the camera poses, every projection uses the refined pose of its frame (see
+:mod:`semflow_ns.model_components.pose_refinement`).
 """
 
 from typing import Optional
@@ -11,17 +13,32 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
+from nerfstudio.cameras.camera_optimizers import CameraOptimizer
 from nerfstudio.cameras.cameras import Cameras
 from torch import Tensor, nn
 
 from semflow_ns.field_components.frame_encoder import FrameFeatureBank
+from semflow_ns.model_components.pose_refinement import corrected_camera_to_worlds, is_refining
 
 
 class VideoCameras(nn.Module):
-    """Pinhole (+ OpenCV distortion) cameras of the video frames, as buffers for projection."""
+    """Pinhole (+ OpenCV distortion) cameras of the video frames, as buffers for projection.
 
-    def __init__(self, cameras: Cameras) -> None:
+    Args:
+        cameras: one camera per video frame (or any cameras to project into, e.g. a render camera).
+        pose_correction: the model's camera optimizer, whose correction of frame i moves camera i
+            (differentiably: the projections pass gradients to the correction). None: the stored poses.
+    """
+
+    def __init__(self, cameras: Cameras, pose_correction: Optional[CameraOptimizer] = None) -> None:
         super().__init__()
+        if pose_correction is not None and pose_correction.num_cameras != cameras.shape[0]:
+            raise ValueError(
+                f"the pose correction has {pose_correction.num_cameras} cameras, the video {cameras.shape[0]}"
+            )
+        # Held by reference, not as a submodule: its parameters belong to (and are saved with) the model's
+        # camera optimizer only.
+        self.__dict__["pose_correction"] = pose_correction
         self.register_buffer("camera_to_worlds", cameras.camera_to_worlds.float().clone(), persistent=False)
         intr = torch.cat([cameras.fx, cameras.fy, cameras.cx, cameras.cy], dim=-1).float()
         self.register_buffer("intrinsics", intr, persistent=False)
@@ -34,11 +51,20 @@ class VideoCameras(nn.Module):
     def num_frames(self) -> int:
         return self.camera_to_worlds.shape[0]
 
+    def refined_camera_to_worlds(self) -> Float[Tensor, "num_frames 3 4"]:
+        """Pose of every frame with its correction applied (the stored poses when there is none)."""
+        correction: Optional[CameraOptimizer] = self.__dict__["pose_correction"]
+        if not is_refining(correction):
+            return self.camera_to_worlds
+        assert correction is not None
+        frames = torch.arange(self.num_frames, device=self.camera_to_worlds.device)
+        return corrected_camera_to_worlds(self.camera_to_worlds, correction(frames).to(self.camera_to_worlds))
+
     def project(
         self, points: Float[Tensor, "*bs 3"], frames: Int[Tensor, "*bs"]
     ) -> tuple[Float[Tensor, "*bs 2"], Float[Tensor, "*bs 1"]]:
         """Pixel coordinates (x right, y down; pixel centres at +0.5) and depth in front of the camera."""
-        c2w = self.camera_to_worlds[frames]
+        c2w = self.refined_camera_to_worlds()[frames]
         rotation, origin = c2w[..., :3, :3], c2w[..., :3, 3]
         local = torch.einsum("...ji,...j->...i", rotation, points - origin)  # world -> OpenGL camera
         depth = -local[..., 2:3]

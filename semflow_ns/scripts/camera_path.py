@@ -11,6 +11,9 @@ Shots (subcommands)::
     # give a camera path made in the viewer (without times) a time sweep
     semflow-camera-path add-times --input camera_path.json --output-path paths/timed.json
 
+Training views and trajectories use the poses the run learned when it refined its camera poses (scenes
+marked ``approximate_poses``), read from its latest checkpoint.
+
 then ``ns-render camera-path --load-config RUN/config.yml --camera-path-filename paths/video.json
 --rendered-output-names rgb semantics_colormap --output-path renders/video.mp4``.
 """
@@ -18,7 +21,7 @@ then ``ns-render camera-path --load-config RUN/config.yml --camera-path-filename
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -26,7 +29,7 @@ import numpy as np
 import tyro
 from rich.console import Console
 
-from semflow_ns.scripts.runs import RunError, RunScene, load_run_config, load_run_scene
+from semflow_ns.scripts.runs import RunError, RunScene, load_run_config, load_run_scene, refined_video
 from semflow_ns.utils.camera_paths import (
     camera_path_json,
     interpolate_poses,
@@ -178,7 +181,9 @@ def build_path(shot: _Shot) -> dict:
         RunError: an option out of range (times outside [0, 1], an unknown camera, no frames) or a bad run.
     """
     shot.check()
-    scene = load_run_scene(load_run_config(shot.load_config))
+    config = load_run_config(shot.load_config)
+    scene = load_run_scene(config)
+    scene = replace(scene, video=refined_video(config, scene.video))  # training cameras at their learned poses
     poses, times = shot.poses_and_times(scene)
     cameras = scene.video.cameras
     width = max(1, round(float(cameras.width[0, 0]) * shot.scale))

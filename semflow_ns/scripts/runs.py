@@ -7,6 +7,7 @@ copy still points at the run's checkpoints, because those are located from the c
 ``output_dir``/``experiment_name``/``timestamp``, not from where the file lies.
 """
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 from nerfstudio.engine.trainer import TrainerConfig
 
@@ -74,6 +76,34 @@ def load_run_scene(config: TrainerConfig) -> RunScene:
     metadata = outputs.metadata
     box = outputs.scene_box.aabb.numpy().astype(np.float64)
     return RunScene(metadata["semflow_video"], metadata["semflow_scene"], list(metadata["semantics"].classes), box)
+
+
+POSE_CORRECTION_KEY = "_model.camera_optimizer.pose_adjustment"
+"""Where a checkpoint keeps the learned pose corrections (runs that refined their poses)."""
+
+
+def refined_video(config: TrainerConfig, video: VideoFrames) -> VideoFrames:
+    """``video`` with the camera poses the run learned, read from its latest checkpoint.
+
+    Returns ``video`` itself when the run did not refine its poses or has no checkpoint yet.
+    """
+    from semflow_ns.model_components.pose_refinement import corrected_camera_to_worlds
+
+    checkpoints = sorted(config.get_checkpoint_dir().glob("step-*.ckpt"))
+    if not checkpoints:
+        return video
+    state = torch.load(checkpoints[-1], map_location="cpu", weights_only=False)["pipeline"]
+    if POSE_CORRECTION_KEY not in state:
+        return video
+    # the corrections exist, so refinement was on: "auto" had resolved to its refining mode
+    optimizer = config.pipeline.model.camera_optimizer.resolve(approximate_poses=True).setup(  # type: ignore[attr-defined]
+        num_cameras=len(video), device="cpu"
+    )
+    optimizer.load_state_dict({"pose_adjustment": state[POSE_CORRECTION_KEY]})
+    with torch.no_grad():
+        correction = optimizer(torch.arange(len(video)))
+        c2w = corrected_camera_to_worlds(video.cameras.camera_to_worlds, correction)
+    return dataclasses.replace(video, cameras=dataclasses.replace(video.cameras, camera_to_worlds=c2w))
 
 
 def check_edit(scene: RunScene, request: EditRequest) -> None:

@@ -1,0 +1,116 @@
+"""Camera pose refinement during training, on top of nerfstudio's :class:`CameraOptimizer`.
+
+Videos whose cameras come from a rough estimate (scenes marked ``approximate_poses``) are trained with
+a learned correction per video frame. One correction serves every use of that frame's camera:
+
+- the training rays of the frame (nerfstudio's ``CameraOptimizer.apply_to_raybundle``);
+- the projection of trajectory points into the frame (flow feature aggregation) and of surface points
+  into a neighbouring frame (induced optical flow), through :class:`~semflow_ns.field_components.
+  flow_aggregation.VideoCameras`;
+- renders of the frame's camera after training (evaluation images, ``ns-render dataset``, point-cloud
+  export), recognised by the ``video_frame`` entry that the DataParsers put in the camera metadata.
+
+nerfstudio 1.1.5 moves a camera by a correction ``[R | t]`` as follows (``apply_to_raybundle`` and
+``apply_to_camera`` agree): the ray directions are rotated by ``R`` in world axes, about the camera centre,
+and ``t`` is added to the centre in world axes. :func:`corrected_camera_to_worlds` and
+:func:`corrected_rays` state that rule once for the rest of the plugin (``apply_to_camera`` only takes one
+camera at a time); the tests check that they agree with nerfstudio's methods.
+
+Every training step uses the whole correction tensor (its L2 penalty covers every frame), so the
+parameter is used in each step, as DistributedDataParallel requires.
+
+Cameras that are not video frames (the viewer's free camera, camera paths, held-out views) have no
+correction. nerfstudio's own ``cam_idx`` camera metadata is not used: the viewer sets it on every free
+camera, and for the evaluation split it counts the evaluation images, not the video frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+from jaxtyping import Float, Int
+from nerfstudio.cameras.camera_optimizers import CameraOptimizer, CameraOptimizerConfig
+from nerfstudio.cameras.cameras import Cameras
+from torch import Tensor
+
+from semflow_ns.data.video import VIDEO_FRAME_KEY
+
+RefinementMode = Literal["auto", "off", "SO3xR3", "SE3"]
+
+
+@dataclass
+class PoseRefinementConfig(CameraOptimizerConfig):
+    """nerfstudio's camera optimizer with one more mode, ``auto`` (the default).
+
+    ``auto`` refines the poses (as ``SO3xR3``) of scenes whose transforms.json says ``"approximate_poses":
+    true`` and leaves the poses of other scenes alone (as ``off``). ``off``, ``SO3xR3`` and ``SE3`` force
+    nerfstudio's modes whatever the scene says.
+    """
+
+    mode: RefinementMode = "auto"  # type: ignore[assignment]
+    """auto: refine (SO3xR3) when the scene marks its poses as approximate, else off. off / SO3xR3 / SE3:
+    nerfstudio's modes (no refinement / rotation and translation apart / jointly on SE(3))."""
+
+    def resolve(self, approximate_poses: bool) -> CameraOptimizerConfig:
+        """A copy whose mode is one that nerfstudio's :class:`CameraOptimizer` knows (``auto`` decided)."""
+        if self.mode != "auto":
+            return dataclasses.replace(self)
+        return dataclasses.replace(self, mode="SO3xR3" if approximate_poses else "off")
+
+
+def is_refining(optimizer: Optional[CameraOptimizer]) -> bool:
+    """Whether ``optimizer`` changes any pose (it exists and its mode is not ``off``)."""
+    return optimizer is not None and optimizer.config.mode != "off"
+
+
+def corrected_camera_to_worlds(
+    camera_to_worlds: Float[Tensor, "*bs 3 4"], correction: Float[Tensor, "*bs 3 4"]
+) -> Float[Tensor, "*bs 3 4"]:
+    """Camera-to-world matrices moved by corrections ``[R | t]`` (rotation about the camera centre, in world
+    axes; then translation in world axes), the rule of nerfstudio's camera optimizer (module docstring)."""
+    rotation = correction[..., :3, :3] @ camera_to_worlds[..., :3, :3]
+    return torch.cat([rotation, camera_to_worlds[..., :3, 3:] + correction[..., :3, 3:]], dim=-1)
+
+
+def corrected_rays(
+    origins: Float[Tensor, "*bs 3"], directions: Float[Tensor, "*bs 3"], correction: Float[Tensor, "*bs 3 4"]
+) -> tuple[Float[Tensor, "*bs 3"], Float[Tensor, "*bs 3"]]:
+    """Ray origins and directions of cameras moved by ``correction`` (same rule as
+    :func:`corrected_camera_to_worlds`)."""
+    directions = torch.einsum("...ij,...j->...i", correction[..., :3, :3], directions)
+    return origins + correction[..., :3, 3], directions
+
+
+def video_frames_of(metadata: Optional[dict]) -> Optional[Int[Tensor, "*bs"]]:
+    """The ``video_frame`` entry of camera or ray metadata (without its trailing dimension), if any."""
+    if not metadata or VIDEO_FRAME_KEY not in metadata:
+        return None
+    frames = metadata[VIDEO_FRAME_KEY]
+    if not isinstance(frames, Tensor):
+        return None
+    return frames[..., 0].long()
+
+
+def refine_camera(camera: Cameras, refined_camera_to_worlds: Float[Tensor, "num_frames 3 4"]) -> Cameras:
+    """``camera`` with the refined pose of its video frame, for cameras that are video frames.
+
+    Returns ``camera`` itself when none of its entries is a video frame. Otherwise a copy whose video frames
+    sit at their refined poses and whose ``video_frame`` metadata is dropped (the correction is applied once).
+
+    Args:
+        camera: camera(s) to render; any batch shape.
+        refined_camera_to_worlds: refined pose of every video frame.
+    """
+    frames = video_frames_of(camera.metadata)
+    if frames is None:
+        return camera
+    metadata = {k: v for k, v in camera.metadata.items() if k != VIDEO_FRAME_KEY}  # type: ignore[union-attr]
+    known = frames >= 0
+    if not bool(known.any()):
+        return dataclasses.replace(camera, metadata=metadata or None)
+    refined = refined_camera_to_worlds.to(camera.camera_to_worlds)[frames.clamp(min=0).to(camera.device)]
+    c2w = torch.where(known.to(camera.device)[..., None, None], refined, camera.camera_to_worlds)
+    return dataclasses.replace(camera, camera_to_worlds=c2w, metadata=metadata or None)
