@@ -54,7 +54,13 @@ from semflow_ns.model_components import losses
 from semflow_ns.model_components.editing import SceneEdit, highlight, removal_keep
 from semflow_ns.model_components.metrics import semantic_metrics
 from semflow_ns.model_components.render_times import RenderTimes
-from semflow_ns.model_components.rendering import BlendedWeights, blended_weights, composite, induced_flow
+from semflow_ns.model_components.rendering import (
+    BlendedWeights,
+    blended_weights,
+    composite,
+    expected_point,
+    induced_flow,
+)
 from semflow_ns.utils.colors import flow_to_rgb, instance_palette
 from semflow_ns.viewer.panel import build_panel
 
@@ -128,6 +134,9 @@ class SemanticFlowModelConfig(ModelConfig):
     """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against frame t's labels (each)."""
     optical_flow_loss_mult: float = 0.02
     """L1 (pixels) between induced and estimated optical flow, each direction."""
+    flow_min_accumulation: float = 0.05
+    """Rays whose dynamic weights sum to at most this are left out of the optical-flow loss; on the others the
+    induced flow follows the weighted mean of the warped points (normalised by the accumulated weight)."""
     cycle_loss_mult: float = 1.0
     """Forward-backward cycle consistency of the scene flow."""
     slow_flow_loss_mult: float = 0.01
@@ -458,7 +467,9 @@ class SemanticFlowModel(Model):
             neighbour, exists = self.timeline.neighbour(ray_frames, direction)
             out[f"exists_{name}"] = exists[:, None].float()
             out[f"neighbour_{name}"] = neighbour
-            out[f"points_{name}"] = composite(weights_dynamic, self.normalizer.to_world(warped_unit))
+            out[f"points_{name}"], out[f"flow_valid_{name}"] = expected_point(
+                weights_dynamic, self.normalizer.to_world(warped_unit), self.config.flow_min_accumulation
+            )
             warped = self.dynamic_query(warped_unit[rays], (times + direction * interval)[rays])
             weights = subset.get_weights(warped.radiance.density)
             logits, index = self.dynamic_logits(warped, weights)
@@ -517,7 +528,7 @@ class SemanticFlowModel(Model):
             loss[f"semantic_consistency_{name}"] = cfg.semantic_consistency_loss_mult * losses.semantic_cross_entropy(
                 warped_classes, labels[rays], exists[rays]
             )
-            valid = batch[f"{flow_key}_valid"].to(self.device) * exists
+            valid = batch[f"{flow_key}_valid"].to(self.device) * exists * outputs[f"flow_valid_{name}"]
             loss[f"optical_flow_{name}"] = cfg.optical_flow_loss_mult * losses.optical_flow_loss(
                 induced, batch[flow_key].to(self.device), valid
             )

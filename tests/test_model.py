@@ -130,3 +130,45 @@ def test_attention_switch_off_still_trains(tiny_scene):
     _, pipeline = tiny_pipeline(tiny_scene, attention=config)
     loss_dict = train_step(pipeline, torch.optim.Adam(pipeline.model.parameters(), lr=1e-2))
     assert all(torch.isfinite(v) for v in loss_dict.values())
+
+
+def _rays_at(model, unit_point: torch.Tensor, num_rays: int, num_samples: int):
+    """RaySamples of ``num_rays`` rays whose samples all sit at one normalised point, at time 0.5."""
+    from nerfstudio.cameras.rays import Frustums, RaySamples
+
+    ones = torch.ones(num_rays, num_samples, 1)
+    frustums = Frustums(
+        origins=torch.zeros(num_rays, num_samples, 3),
+        directions=torch.tensor([0.0, 0.0, -1.0]).expand(num_rays, num_samples, 3),
+        starts=ones,
+        ends=ones * 1.1,
+        pixel_area=ones,
+    )
+    ray_samples = RaySamples(frustums=frustums, deltas=ones * 0.1)
+    unit = unit_point.expand(num_rays, num_samples, 3).clone()
+    times = ones * 0.5
+    return ray_samples, unit, times, model.dynamic_query(unit, times)
+
+
+def test_induced_flow_target_is_normalised_by_the_accumulated_weight(tiny_scene):
+    """Where the dynamic weights sum to less than 1 (sky, unbounded scenes), the flow target is the weighted
+    mean of the warped points, not a point pulled toward the world origin; rays with almost no weight are
+    left out of the optical-flow loss."""
+    _, pipeline = tiny_pipeline(tiny_scene)
+    model = pipeline.model
+    model.train()
+    with torch.no_grad():
+        model.scene_flow.head.weight.normal_(std=0.3)  # a non-zero flow, so the warped point is not the origin
+        model.scene_flow.head.bias.normal_(std=0.3)
+        num_samples = 6
+        ray_samples, unit, times, query = _rays_at(model, torch.tensor([0.2, -0.1, 0.3]), 3, num_samples)
+        weights = torch.zeros(3, num_samples, 1)
+        weights[0, 2] = 0.5  # half-transparent ray
+        weights[1, 1], weights[1, 4] = 0.25, 0.25
+        weights[2, 3] = 1e-6  # (almost) empty ray
+        out = model._warped_outputs(ray_samples, times, query, weights)
+        for name, direction in (("next", 1), ("prev", -1)):
+            warped = model.normalizer.to_world(query.trajectory[..., model.half_window + direction, :])
+            assert torch.allclose(out[f"points_{name}"][0], warped[0, 2], atol=1e-5), name
+            assert torch.allclose(out[f"points_{name}"][1], (warped[1, 1] + warped[1, 4]) / 2, atol=1e-5), name
+            assert out[f"flow_valid_{name}"][:, 0].tolist() == [1.0, 1.0, 0.0], name
