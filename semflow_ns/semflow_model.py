@@ -114,6 +114,11 @@ class SemanticFlowModelConfig(ModelConfig):
     warped_ray_fraction: float = 0.25
     """Fraction of each batch's rays whose samples are warped to t-1 and t+1 and rendered there (warped colour,
     semantic consistency, cycle consistency). Each costs two more dynamic queries; 1.0 = every ray."""
+    detach_trajectory_features: bool = False
+    """Stop the semantic branch's gradient at the trajectory: features are sampled at, and displacements encoded
+    from, detached trajectory points, so semantic losses reach the scene flow only through the renders from
+    warped samples (semantic consistency). True is what the official code does (it detaches the sampled
+    features); the frame encoder learns either way."""
     detach_semantic_weights: bool = False
     """Detach the density weights when rendering logits (False = the paper's density-as-opacity prior)."""
     rgb_loss_mult: float = 3.0
@@ -309,6 +314,8 @@ class SemanticFlowModel(Model):
     ) -> Float[Tensor, "*bs out_dim"]:
         """Flow feature aggregation + flow attention over the trajectory tokens."""
         assert self.aggregator is not None and self.attention is not None
+        if self.config.detach_trajectory_features:
+            trajectory = trajectory.detach()
         offsets = torch.arange(-self.half_window, self.half_window + 1, device=unit.device)
         token_frames, exists = self.timeline.neighbour(frames[..., None], offsets)
         feats, valid = self.aggregator(self.normalizer.to_world(trajectory), token_frames, exists)

@@ -172,3 +172,21 @@ def test_induced_flow_target_is_normalised_by_the_accumulated_weight(tiny_scene)
             assert torch.allclose(out[f"points_{name}"][0], warped[0, 2], atol=1e-5), name
             assert torch.allclose(out[f"points_{name}"][1], (warped[1, 1] + warped[1, 4]) / 2, atol=1e-5), name
             assert out[f"flow_valid_{name}"][:, 0].tolist() == [1.0, 1.0, 0.0], name
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_semantic_gradients_reach_the_scene_flow_only_without_detached_trajectory_features(tiny_scene, detach):
+    """``detach_trajectory_features`` stops the semantic branch's gradient at the trajectory (as the official
+    code detaches the sampled features); without it the semantic loss also moves the scene flow."""
+    _, pipeline = tiny_pipeline(tiny_scene, detach_trajectory_features=detach)
+    model = pipeline.model
+    model.train()
+    with torch.no_grad():
+        model.scene_flow.head.weight.normal_(std=0.3)
+    _, unit, times, query = _rays_at(model, torch.tensor([0.1, 0.2, -0.1]), 4, 5)
+    logits = model._dynamic_head(query, lambda values: values)
+    logits.square().sum().backward()
+    flow_grad = sum(float(p.grad.abs().sum()) for p in model.scene_flow.parameters() if p.grad is not None)
+    assert (flow_grad == 0.0) == detach, flow_grad
+    encoder_grad = sum(float(p.grad.abs().sum()) for p in model.aggregator.parameters() if p.grad is not None)
+    assert encoder_grad > 0, "the frame encoder still learns from the semantic loss"
