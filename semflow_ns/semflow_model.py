@@ -64,6 +64,9 @@ from semflow_ns.model_components.rendering import (
 from semflow_ns.utils.colors import flow_to_rgb, instance_palette
 from semflow_ns.viewer.panel import build_panel
 
+MIN_OPACITY = 1e-4
+"""Dynamic samples with a lower opacity α_d get no semantic prediction at render time (zero logits)."""
+
 
 @dataclass
 class SemanticFlowModelConfig(ModelConfig):
@@ -339,7 +342,7 @@ class SemanticFlowModel(Model):
         Args:
             query: the dynamic query at every sample.
             weights: in training, the dynamic weights that select the ``semantic_samples`` samples per
-                ray; otherwise the dynamic opacities α_d: samples with α_d below 1e-4 cannot contribute
+                ray; otherwise the dynamic opacities α_d: samples with α_d below ``MIN_OPACITY`` cannot contribute
                 to any render (every dynamic weight has a factor α_d) and get zero logits.
 
         Returns:
@@ -351,7 +354,7 @@ class SemanticFlowModel(Model):
             return self._dynamic_head(query, partial(gather_samples, index=index)), index
         if self.training:
             return self._dynamic_head(query, lambda values: values), None
-        visible = weights[..., 0] > 1e-4
+        visible = weights[..., 0] > MIN_OPACITY
         logits = weights.new_zeros(*visible.shape, self.num_classes + self.num_instance_ids)
         if visible.any():
             logits[visible] = self._dynamic_head(query, lambda values: values[visible])
@@ -409,11 +412,13 @@ class SemanticFlowModel(Model):
             weights = self._weights(ray_samples, static.density, dynamic.density, dynamic.blend)
             logits, index = self.dynamic_logits(query, weights.blended.dynamic + weights.dynamic)
         else:
-            logits, index = self.dynamic_logits(query, 1.0 - torch.exp(-dynamic.density * ray_samples.deltas))
+            opacity = 1.0 - torch.exp(-dynamic.density * ray_samples.deltas)
+            logits, index = self.dynamic_logits(query, opacity)
             static_density, dynamic_density, blend = static.density, dynamic.density, dynamic.blend
             if self.edit.removes:  # zero the density of removed samples before compositing (paper §5.5)
                 static_density = static_density * removal_keep(self.edit, *self._split_logits(static_logits))
-                keep_dynamic = removal_keep(self.edit, *self._split_logits(logits))
+                # only visible dynamic samples have logits; the others' zeros must not count as class 0
+                keep_dynamic = removal_keep(self.edit, *self._split_logits(logits), predicted=opacity > MIN_OPACITY)
                 # a removed dynamic sample also gives up its blending share, or it would still hide the static scene
                 dynamic_density, blend = dynamic_density * keep_dynamic, blend * keep_dynamic
             weights = self._weights(ray_samples, static_density, dynamic_density, blend)

@@ -190,3 +190,29 @@ def test_semantic_gradients_reach_the_scene_flow_only_without_detached_trajector
     assert (flow_grad == 0.0) == detach, flow_grad
     encoder_grad = sum(float(p.grad.abs().sum()) for p in model.aggregator.parameters() if p.grad is not None)
     assert encoder_grad > 0, "the frame encoder still learns from the semantic loss"
+
+
+def test_removing_a_class_no_sample_predicts_changes_nothing(tiny_scene):
+    """Removal touches only samples predicted as the removed class. Dynamic samples too transparent to be
+    seen get all-zero logits, whose argmax is class 0: removing class 0 must still leave them alone."""
+    _, pipeline = tiny_pipeline(tiny_scene)
+    model = pipeline.model
+    model.eval()
+    with torch.no_grad():
+        for head in (model.semantic_head, model.static_semantic_head):
+            last = head.mlp.layers[-1]
+            last.weight.zero_()
+            last.bias.zero_()
+            last.bias[1] = 5.0  # every visible sample predicts class 1
+        model.dynamic_field.density_mlp.layers[-1].bias[0] = -30.0  # no dynamic sample is visible
+    camera, _ = pipeline.datamanager.next_eval_image(0)
+    before = model.get_outputs_for_camera(camera)
+    model.edit.removed_classes = {0}
+    after = model.get_outputs_for_camera(camera)
+    model.edit.removed_classes = set()
+    for name in ("rgb", "accumulation", "dynamic_mask", "semantics"):
+        assert torch.allclose(before[name], after[name]), name
+    model.edit.removed_classes = {1}
+    removed = model.get_outputs_for_camera(camera)
+    model.edit.removed_classes = set()
+    assert removed["accumulation"].max() < 1e-3, "removing the class every sample predicts removes everything"
