@@ -425,7 +425,7 @@ class SemanticFlowModel(Model):
         blended = weights.blended
 
         accumulation = blended.total.sum(dim=-2).clamp(max=1.0)
-        background = 1.0 if self.config.background_color == "white" else 0.0
+        background = self._background()
         rgb = composite(blended.dynamic, dynamic.rgb) + composite(blended.static, static.rgb)
         full_logits = self._render_logits(blended.dynamic, logits, index) + self._render_logits(
             blended.static, static_logits
@@ -503,8 +503,16 @@ class SemanticFlowModel(Model):
     # ------------------------------------------------------------------------------------------
     # losses and metrics
 
+    def _background(self) -> float:
+        """Colour value rendered behind the last sample (0 black, 1 white)."""
+        return 1.0 if self.config.background_color == "white" else 0.0
+
+    def _target_rgb(self, image: Tensor) -> Tensor:
+        """The ground-truth colour of a batch image, as the losses and metrics compare it (RGBA composited)."""
+        return losses.rgb_target(image.to(self.device), self._background())
+
     def get_metrics_dict(self, outputs, batch) -> dict[str, Tensor]:
-        image = batch["image"].to(self.device)
+        image = self._target_rgb(batch["image"])
         metrics = {"psnr": peak_signal_noise_ratio(outputs["rgb"], image, data_range=1.0)}
         if self.training:
             metrics["distortion"] = distortion_loss(outputs["weights_list"], outputs["ray_samples_list"])
@@ -513,7 +521,7 @@ class SemanticFlowModel(Model):
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:
         cfg = self.config
-        image = batch["image"].to(self.device)[..., :3]
+        image = self._target_rgb(batch["image"])
         labels = batch["semantics"].to(self.device)
         loss = {"rgb": cfg.rgb_loss_mult * losses.masked_mse(outputs["rgb"], image)}
         if not self.training:
@@ -598,8 +606,8 @@ class SemanticFlowModel(Model):
     def get_image_metrics_and_images(
         self, outputs: dict[str, Tensor], batch: dict[str, Any]
     ) -> tuple[dict[str, float], dict[str, Tensor]]:
-        image = batch["image"].to(outputs["rgb"].device)[..., :3]
         rgb = outputs["rgb"]
+        image = losses.rgb_target(batch["image"].to(rgb.device), self._background())
         pred_nchw, gt_nchw = rgb.permute(2, 0, 1)[None], image.permute(2, 0, 1)[None]
         metrics = {
             "psnr": float(peak_signal_noise_ratio(pred_nchw, gt_nchw, data_range=1.0)),

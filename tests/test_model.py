@@ -216,3 +216,32 @@ def test_removing_a_class_no_sample_predicts_changes_nothing(tiny_scene):
     removed = model.get_outputs_for_camera(camera)
     model.edit.removed_classes = set()
     assert removed["accumulation"].max() < 1e-3, "removing the class every sample predicts removes everything"
+
+
+@pytest.mark.parametrize("background", ["black", "white"])
+def test_rgba_targets_are_composited_the_same_way_for_losses_and_metrics(trained, background):
+    """An RGBA image is compared, in the loss and in every metric, with its colour composited on the model's
+    background colour (what the model renders where it is transparent)."""
+    _, pipeline = trained
+    model = pipeline.model
+    model.eval()
+    old_background = model.config.background_color
+    model.config.background_color = background
+    try:
+        height, width = 16, 16
+        rgba = torch.rand(height, width, 4)
+        rgba[0, 0, 3], rgba[0, 1, 3] = 0.0, 1.0
+        bg = 1.0 if background == "white" else 0.0
+        target = rgba[..., :3] * rgba[..., 3:] + bg * (1.0 - rgba[..., 3:])
+        labels = torch.zeros(height, width, 1, dtype=torch.long)
+        logits = torch.zeros(height, width, len(model.class_names))
+        outputs = {"rgb": target, "semantics": logits, "semantics_colormap": torch.zeros(height, width, 3)}
+        outputs |= {"depth": torch.ones(height, width, 1), "accumulation": torch.ones(height, width, 1)}
+        flat = {k: v.reshape(-1, v.shape[-1]) for k, v in outputs.items()}
+        batch = {"image": rgba.reshape(-1, 4), "semantics": labels.reshape(-1, 1)}
+        assert model.get_loss_dict(flat, batch)["rgb"] < 1e-10
+        assert model.get_metrics_dict(flat, batch)["psnr"] > 60
+        metrics, _ = model.get_image_metrics_and_images(outputs, {"image": rgba, "semantics": labels})
+        assert metrics["psnr"] > 60
+    finally:
+        model.config.background_color = old_background
