@@ -52,7 +52,7 @@ from semflow_ns.fields.encoding import PlaneEncodingConfig, SceneNormalizer
 from semflow_ns.fields.radiance_field import RadianceField, RadianceFieldConfig, RadianceSamples
 from semflow_ns.model_components import losses
 from semflow_ns.model_components.editing import SceneEdit, highlight, removal_keep
-from semflow_ns.model_components.metrics import semantic_metrics
+from semflow_ns.model_components.metrics import image_metrics, semantic_metrics
 from semflow_ns.model_components.render_times import RenderTimes
 from semflow_ns.model_components.rendering import (
     BlendedWeights,
@@ -617,12 +617,33 @@ class SemanticFlowModel(Model):
         if "semantics" in batch:
             labels = batch["semantics"].to(rgb.device)[..., 0]
             pred = outputs["semantics"].argmax(dim=-1)
-            fg = self.scene_info.dynamic_class_ids if self.config.eval_foreground_only else None
-            metrics.update(semantic_metrics(pred, labels, len(self.class_names), merge_into_background=fg))
+            metrics.update(self._segmentation_metrics(pred, labels, outputs, batch))
             gt_colors = self.class_colors[labels.clamp(min=0)] * (labels >= 0)[..., None]
             images["semantics"] = torch.cat([gt_colors, outputs["semantics_colormap"]], dim=1)
         images["depth"] = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
         return metrics, images
+
+    def _segmentation_metrics(
+        self, pred: Tensor, labels: Tensor, outputs: dict[str, Tensor], batch: dict[str, Any]
+    ) -> dict[str, float]:
+        """mIoU (all classes, and foreground only), accuracies, and the DAVIS scores J, F, J&F of the objects.
+
+        Objects are the instances when the scene has instance labels, else the moving classes (one object
+        for a binary foreground/background scene).
+        """
+        fg = self.scene_info.dynamic_class_ids
+        objects: dict[str, Any] = {"object_ids": fg}
+        if self.num_instance_ids and "instances" in batch and "instances" in outputs:
+            matches = (outputs["instances"][..., None, :] == self.instance_colors[: self.num_instance_ids]).all(-1)
+            objects = {
+                "object_ids": [i.id for i in self.scene_info.instances],
+                "pred_objects": matches.float().argmax(dim=-1),  # the colour output back to instance ids
+                "target_objects": batch["instances"].to(pred.device)[..., 0],
+            }
+        metrics = image_metrics(pred, labels, len(self.class_names), fg, **objects)
+        if self.config.eval_foreground_only:  # the headline scores follow the foreground protocol
+            metrics.update(semantic_metrics(pred, labels, len(self.class_names), merge_into_background=fg))
+        return metrics
 
     def get_rgba_image(self, outputs: dict[str, Tensor], output_name: str = "rgb") -> Tensor:
         """``outputs[output_name]`` (any colour output) with the accumulation as alpha.

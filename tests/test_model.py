@@ -100,7 +100,7 @@ def test_outputs_for_a_camera_are_per_pixel_images(trained):
     assert outputs["semantics"].shape == (height, width, len(model.class_names))
     assert not any(k.startswith("expected_points") for k in outputs)
     metrics, images = model.get_image_metrics_and_images(outputs, batch)
-    assert {"psnr", "ssim", "miou", "total_accuracy", "class_accuracy"} <= set(metrics)
+    assert {"psnr", "ssim", "miou", "total_accuracy", "class_accuracy", "miou_fg", "j", "f", "jf"} <= set(metrics)
     assert {"img", "semantics", "depth"} <= set(images)
 
 
