@@ -431,6 +431,7 @@ class SemanticFlowModel(Model):
             blended.static, static_logits
         )
         semantics, instances = self._split_logits(full_logits)
+        min_accumulation = self.config.flow_min_accumulation  # the optical_flow output, as the flow loss sees it
         outputs = {
             "rgb": (rgb + background * (1.0 - accumulation)).clamp(0.0, 1.0),
             "depth": self.renderer_depth(weights=blended.total, ray_samples=ray_samples),
@@ -440,8 +441,10 @@ class SemanticFlowModel(Model):
             "rgb_static": composite(weights.static, static.rgb),
             "rgb_dynamic": composite(weights.dynamic, dynamic.rgb),
             "dynamic_mask": composite(blended.total, dynamic.blend).clamp(0.0, 1.0),
-            "expected_points": composite(blended.total, positions),
-            "expected_points_next": composite(blended.total, self.normalizer.to_world(unit + query.flow.forward)),
+            "expected_points": expected_point(blended.total, positions, min_accumulation)[0],
+            "expected_points_next": expected_point(
+                blended.total, self.normalizer.to_world(unit + query.flow.forward), min_accumulation
+            )[0],
         }
         if instances is not None:
             outputs["instances"] = self.instance_colors[instances.argmax(dim=-1)]
