@@ -149,7 +149,8 @@ def image_metrics(
         pred_classes: predicted class ids.
         target_classes: true class ids (negative = unlabelled, ignored).
         num_classes: size of the class list.
-        foreground_classes: the moving classes; the others are merged into class 0 for ``miou_fg``.
+        foreground_classes: the moving classes; the others are merged into class 0 for ``miou_fg`` (NaN when
+            there is no moving class).
         object_ids: ids scored by J and F (instance ids, or class ids); empty: no J/F.
         pred_objects: id map the objects are read from (default: the class maps).
         target_objects: true id map of the objects (default: the class maps).
@@ -159,7 +160,9 @@ def image_metrics(
         and, with objects, ``j``, ``f``, ``jf``.
     """
     out = semantic_metrics(pred_classes, target_classes, num_classes)
-    out["miou_fg"] = semantic_metrics(pred_classes, target_classes, num_classes, foreground_classes)["miou"]
+    out["miou_fg"] = float("nan")  # undefined without moving classes: everything would merge into class 0
+    if foreground_classes:
+        out["miou_fg"] = semantic_metrics(pred_classes, target_classes, num_classes, foreground_classes)["miou"]
     if object_ids:
         pred_obj = pred_classes if pred_objects is None else pred_objects
         target_obj = target_classes if target_objects is None else target_objects

@@ -101,3 +101,4 @@ def test_image_metrics_report_all_class_and_foreground_miou():
     assert math.isclose(m["miou"], 1 / 3) and m["miou_fg"] == 1.0
     assert m["j"] == 1.0 and m["jf"] == 1.0
     assert "j" not in image_metrics(pred, target, num_classes=3, foreground_classes=[2])
+    assert math.isnan(image_metrics(pred, target, num_classes=3, foreground_classes=[])["miou_fg"])
