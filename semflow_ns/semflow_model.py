@@ -51,8 +51,9 @@ from semflow_ns.fields.density_field import ProposalDensityField
 from semflow_ns.fields.encoding import PlaneEncodingConfig, SceneNormalizer
 from semflow_ns.fields.radiance_field import RadianceField, RadianceFieldConfig, RadianceSamples
 from semflow_ns.model_components import losses
+from semflow_ns.model_components import metrics as segmentation
 from semflow_ns.model_components.editing import SceneEdit, highlight, removal_keep
-from semflow_ns.model_components.metrics import image_metrics, semantic_metrics
+from semflow_ns.model_components.metrics import semantic_metrics
 from semflow_ns.model_components.render_times import RenderTimes
 from semflow_ns.model_components.rendering import (
     BlendedWeights,
@@ -643,7 +644,7 @@ class SemanticFlowModel(Model):
                 "pred_objects": matches.float().argmax(dim=-1),  # the colour output back to instance ids
                 "target_objects": batch["instances"].to(pred.device)[..., 0],
             }
-        metrics = image_metrics(pred, labels, len(self.class_names), fg, **objects)
+        metrics = segmentation.image_metrics(pred, labels, len(self.class_names), fg, **objects)
         if self.config.eval_foreground_only:  # the headline scores follow the foreground protocol
             metrics.update(semantic_metrics(pred, labels, len(self.class_names), merge_into_background=fg))
         return metrics
