@@ -53,6 +53,7 @@ from semflow_ns.fields.density_field import ProposalDensityField
 from semflow_ns.fields.encoding import PlaneEncodingConfig, SceneNormalizer
 from semflow_ns.fields.radiance_field import RadianceField, RadianceFieldConfig, RadianceSamples
 from semflow_ns.model_components import losses
+from semflow_ns.model_components import metrics as segmentation
 from semflow_ns.model_components.editing import SceneEdit, highlight, removal_keep
 from semflow_ns.model_components.metrics import semantic_metrics
 from semflow_ns.model_components.pose_refinement import (
@@ -63,9 +64,18 @@ from semflow_ns.model_components.pose_refinement import (
     video_frames_of,
 )
 from semflow_ns.model_components.render_times import RenderTimes
-from semflow_ns.model_components.rendering import BlendedWeights, blended_weights, composite, induced_flow
+from semflow_ns.model_components.rendering import (
+    BlendedWeights,
+    blended_weights,
+    composite,
+    expected_point,
+    induced_flow,
+)
 from semflow_ns.utils.colors import flow_to_rgb, instance_palette
 from semflow_ns.viewer.panel import build_panel
+
+MIN_OPACITY = 1e-4
+"""Dynamic samples with a lower opacity α_d get no semantic prediction at render time (zero logits)."""
 
 
 @dataclass
@@ -117,6 +127,11 @@ class SemanticFlowModelConfig(ModelConfig):
     warped_ray_fraction: float = 0.25
     """Fraction of each batch's rays whose samples are warped to t-1 and t+1 and rendered there (warped colour,
     semantic consistency, cycle consistency). Each costs two more dynamic queries; 1.0 = every ray."""
+    detach_trajectory_features: bool = False
+    """Stop the semantic branch's gradient at the trajectory: features are sampled at, and displacements encoded
+    from, detached trajectory points, so semantic losses reach the scene flow only through the renders from
+    warped samples (semantic consistency). True is what the official code does (it detaches the sampled
+    features); the frame encoder learns either way."""
     detach_semantic_weights: bool = False
     """Detach the density weights when rendering logits (False = the paper's density-as-opacity prior)."""
     rgb_loss_mult: float = 3.0
@@ -137,6 +152,9 @@ class SemanticFlowModelConfig(ModelConfig):
     """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against frame t's labels (each)."""
     optical_flow_loss_mult: float = 0.02
     """L1 (pixels) between induced and estimated optical flow, each direction."""
+    flow_min_accumulation: float = 0.05
+    """Rays whose dynamic weights sum to at most this are left out of the optical-flow loss; on the others the
+    induced flow follows the weighted mean of the warped points (normalised by the accumulated weight)."""
     cycle_loss_mult: float = 1.0
     """Forward-backward cycle consistency of the scene flow."""
     slow_flow_loss_mult: float = 0.01
@@ -322,6 +340,8 @@ class SemanticFlowModel(Model):
     ) -> Float[Tensor, "*bs out_dim"]:
         """Flow feature aggregation + flow attention over the trajectory tokens."""
         assert self.aggregator is not None and self.attention is not None
+        if self.config.detach_trajectory_features:
+            trajectory = trajectory.detach()
         offsets = torch.arange(-self.half_window, self.half_window + 1, device=unit.device)
         token_frames, exists = self.timeline.neighbour(frames[..., None], offsets)
         feats, valid = self.aggregator(self.normalizer.to_world(trajectory), token_frames, exists)
@@ -345,7 +365,7 @@ class SemanticFlowModel(Model):
         Args:
             query: the dynamic query at every sample.
             weights: in training, the dynamic weights that select the ``semantic_samples`` samples per
-                ray; otherwise the dynamic opacities α_d: samples with α_d below 1e-4 cannot contribute
+                ray; otherwise the dynamic opacities α_d: samples with α_d below ``MIN_OPACITY`` cannot contribute
                 to any render (every dynamic weight has a factor α_d) and get zero logits.
 
         Returns:
@@ -357,7 +377,7 @@ class SemanticFlowModel(Model):
             return self._dynamic_head(query, partial(gather_samples, index=index)), index
         if self.training:
             return self._dynamic_head(query, lambda values: values), None
-        visible = weights[..., 0] > 1e-4
+        visible = weights[..., 0] > MIN_OPACITY
         logits = weights.new_zeros(*visible.shape, self.num_classes + self.num_instance_ids)
         if visible.any():
             logits[visible] = self._dynamic_head(query, lambda values: values[visible])
@@ -438,23 +458,26 @@ class SemanticFlowModel(Model):
             weights = self._weights(ray_samples, static.density, dynamic.density, dynamic.blend)
             logits, index = self.dynamic_logits(query, weights.blended.dynamic + weights.dynamic)
         else:
-            logits, index = self.dynamic_logits(query, 1.0 - torch.exp(-dynamic.density * ray_samples.deltas))
+            opacity = 1.0 - torch.exp(-dynamic.density * ray_samples.deltas)
+            logits, index = self.dynamic_logits(query, opacity)
             static_density, dynamic_density, blend = static.density, dynamic.density, dynamic.blend
             if self.edit.removes:  # zero the density of removed samples before compositing (paper §5.5)
                 static_density = static_density * removal_keep(self.edit, *self._split_logits(static_logits))
-                keep_dynamic = removal_keep(self.edit, *self._split_logits(logits))
+                # only visible dynamic samples have logits; the others' zeros must not count as class 0
+                keep_dynamic = removal_keep(self.edit, *self._split_logits(logits), predicted=opacity > MIN_OPACITY)
                 # a removed dynamic sample also gives up its blending share, or it would still hide the static scene
                 dynamic_density, blend = dynamic_density * keep_dynamic, blend * keep_dynamic
             weights = self._weights(ray_samples, static_density, dynamic_density, blend)
         blended = weights.blended
 
         accumulation = blended.total.sum(dim=-2).clamp(max=1.0)
-        background = 1.0 if self.config.background_color == "white" else 0.0
+        background = self._background()
         rgb = composite(blended.dynamic, dynamic.rgb) + composite(blended.static, static.rgb)
         full_logits = self._render_logits(blended.dynamic, logits, index) + self._render_logits(
             blended.static, static_logits
         )
         semantics, instances = self._split_logits(full_logits)
+        min_accumulation = self.config.flow_min_accumulation  # the optical_flow output, as the flow loss sees it
         outputs = {
             "rgb": (rgb + background * (1.0 - accumulation)).clamp(0.0, 1.0),
             "depth": self.renderer_depth(weights=blended.total, ray_samples=ray_samples),
@@ -464,8 +487,10 @@ class SemanticFlowModel(Model):
             "rgb_static": composite(weights.static, static.rgb),
             "rgb_dynamic": composite(weights.dynamic, dynamic.rgb),
             "dynamic_mask": composite(blended.total, dynamic.blend).clamp(0.0, 1.0),
-            "expected_points": composite(blended.total, positions),
-            "expected_points_next": composite(blended.total, self.normalizer.to_world(unit + query.flow.forward)),
+            "expected_points": expected_point(blended.total, positions, min_accumulation)[0],
+            "expected_points_next": expected_point(
+                blended.total, self.normalizer.to_world(unit + query.flow.forward), min_accumulation
+            )[0],
         }
         if instances is not None:
             outputs["instances"] = self.instance_colors[instances.argmax(dim=-1)]
@@ -503,7 +528,9 @@ class SemanticFlowModel(Model):
             neighbour, exists = self.timeline.neighbour(ray_frames, direction)
             out[f"exists_{name}"] = exists[:, None].float()
             out[f"neighbour_{name}"] = neighbour
-            out[f"points_{name}"] = composite(weights_dynamic, self.normalizer.to_world(warped_unit))
+            out[f"points_{name}"], out[f"flow_valid_{name}"] = expected_point(
+                weights_dynamic, self.normalizer.to_world(warped_unit), self.config.flow_min_accumulation
+            )
             warped = self.dynamic_query(warped_unit[rays], (times + direction * interval)[rays])
             weights = subset.get_weights(warped.radiance.density)
             logits, index = self.dynamic_logits(warped, weights)
@@ -525,8 +552,16 @@ class SemanticFlowModel(Model):
     # ------------------------------------------------------------------------------------------
     # losses and metrics
 
+    def _background(self) -> float:
+        """Colour value rendered behind the last sample (0 black, 1 white)."""
+        return 1.0 if self.config.background_color == "white" else 0.0
+
+    def _target_rgb(self, image: Tensor) -> Tensor:
+        """The ground-truth colour of a batch image, as the losses and metrics compare it (RGBA composited)."""
+        return losses.rgb_target(image.to(self.device), self._background())
+
     def get_metrics_dict(self, outputs, batch) -> dict[str, Tensor]:
-        image = batch["image"].to(self.device)
+        image = self._target_rgb(batch["image"])
         metrics = {"psnr": peak_signal_noise_ratio(outputs["rgb"], image, data_range=1.0)}
         if self.training:
             metrics["distortion"] = distortion_loss(outputs["weights_list"], outputs["ray_samples_list"])
@@ -536,7 +571,7 @@ class SemanticFlowModel(Model):
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:
         cfg = self.config
-        image = batch["image"].to(self.device)[..., :3]
+        image = self._target_rgb(batch["image"])
         labels = batch["semantics"].to(self.device)
         loss = {"rgb": cfg.rgb_loss_mult * losses.masked_mse(outputs["rgb"], image)}
         if not self.training:
@@ -563,7 +598,7 @@ class SemanticFlowModel(Model):
             loss[f"semantic_consistency_{name}"] = cfg.semantic_consistency_loss_mult * losses.semantic_cross_entropy(
                 warped_classes, labels[rays], exists[rays]
             )
-            valid = batch[f"{flow_key}_valid"].to(self.device) * exists
+            valid = batch[f"{flow_key}_valid"].to(self.device) * exists * outputs[f"flow_valid_{name}"]
             loss[f"optical_flow_{name}"] = cfg.optical_flow_loss_mult * losses.optical_flow_loss(
                 induced, batch[flow_key].to(self.device), valid
             )
@@ -624,8 +659,8 @@ class SemanticFlowModel(Model):
     def get_image_metrics_and_images(
         self, outputs: dict[str, Tensor], batch: dict[str, Any]
     ) -> tuple[dict[str, float], dict[str, Tensor]]:
-        image = batch["image"].to(outputs["rgb"].device)[..., :3]
         rgb = outputs["rgb"]
+        image = losses.rgb_target(batch["image"].to(rgb.device), self._background())
         pred_nchw, gt_nchw = rgb.permute(2, 0, 1)[None], image.permute(2, 0, 1)[None]
         metrics = {
             "psnr": float(peak_signal_noise_ratio(pred_nchw, gt_nchw, data_range=1.0)),
@@ -635,12 +670,33 @@ class SemanticFlowModel(Model):
         if "semantics" in batch:
             labels = batch["semantics"].to(rgb.device)[..., 0]
             pred = outputs["semantics"].argmax(dim=-1)
-            fg = self.scene_info.dynamic_class_ids if self.config.eval_foreground_only else None
-            metrics.update(semantic_metrics(pred, labels, len(self.class_names), merge_into_background=fg))
+            metrics.update(self._segmentation_metrics(pred, labels, outputs, batch))
             gt_colors = self.class_colors[labels.clamp(min=0)] * (labels >= 0)[..., None]
             images["semantics"] = torch.cat([gt_colors, outputs["semantics_colormap"]], dim=1)
         images["depth"] = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
         return metrics, images
+
+    def _segmentation_metrics(
+        self, pred: Tensor, labels: Tensor, outputs: dict[str, Tensor], batch: dict[str, Any]
+    ) -> dict[str, float]:
+        """mIoU (all classes, and foreground only), accuracies, and the DAVIS scores J, F, J&F of the objects.
+
+        Objects are the instances when the scene has instance labels, else the moving classes (one object
+        for a binary foreground/background scene).
+        """
+        fg = self.scene_info.dynamic_class_ids
+        objects: dict[str, Any] = {"object_ids": fg}
+        if self.num_instance_ids and "instances" in batch and "instances" in outputs:
+            matches = (outputs["instances"][..., None, :] == self.instance_colors[: self.num_instance_ids]).all(-1)
+            objects = {
+                "object_ids": [i.id for i in self.scene_info.instances],
+                "pred_objects": matches.float().argmax(dim=-1),  # the colour output back to instance ids
+                "target_objects": batch["instances"].to(pred.device)[..., 0],
+            }
+        metrics = segmentation.image_metrics(pred, labels, len(self.class_names), fg, **objects)
+        if self.config.eval_foreground_only:  # the headline scores follow the foreground protocol
+            metrics.update(semantic_metrics(pred, labels, len(self.class_names), merge_into_background=fg))
+        return metrics
 
     def get_rgba_image(self, outputs: dict[str, Tensor], output_name: str = "rgb") -> Tensor:
         """``outputs[output_name]`` (any colour output) with the accumulation as alpha.

@@ -1,4 +1,7 @@
-"""The argument presets in ``configs/`` parse as ``ns-train semantic-flow`` arguments and change what they say."""
+"""The argument presets in ``configs/`` parse as ``ns-train semantic-flow`` arguments and change what they say.
+
+Model presets go right after the method name; task presets (label subsets and their evaluation split) are
+DataParser options and go after ``semflow-data`` or ``dynnerf-data``."""
 
 import shlex
 from pathlib import Path
@@ -7,6 +10,7 @@ import pytest
 import tyro
 from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
 
+from semflow_ns.data.frame_selection import parse_frame_set
 from semflow_ns.method_config import semantic_flow_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -15,10 +19,26 @@ EXPECTED = {
     "ablation-no-attention.txt": lambda c: c.pipeline.model.attention.enabled is False,
     "window-5.txt": lambda c: c.pipeline.model.scene_flow.window == 5,
 }
+TASKS = {
+    "tracking-25.txt": "first:25%",
+    "tracking-50.txt": "first:50%",
+    "tracking-75.txt": "first:75%",
+    "completion-every-2.txt": "every:2",
+    "completion-every-4.txt": "every:4",
+}
+"""Task presets and the label subset each one sets (every one evaluates on the unlabelled frames)."""
+TASK_FRAMES_OF_12 = {
+    "tracking-25.txt": [0, 1, 2],
+    "tracking-50.txt": [0, 1, 2, 3, 4, 5],
+    "tracking-75.txt": [0, 1, 2, 3, 4, 5, 6, 7, 8],
+    "completion-every-2.txt": [0, 2, 4, 6, 8, 10],
+    "completion-every-4.txt": [0, 4, 8],
+}
+"""Labelled frames on a 12-frame video: the paper's tracking splits (METHOD.md §5) and two completion densities."""
 
 
 def test_every_preset_is_checked() -> None:
-    assert sorted(p.name for p in CONFIGS.glob("*.txt")) == sorted(EXPECTED)
+    assert sorted(p.name for p in CONFIGS.glob("*.txt")) == sorted([*EXPECTED, *TASKS])
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -28,3 +48,13 @@ def test_preset_parses_and_applies(name: str) -> None:
     args = shlex.split((CONFIGS / name).read_text())
     config = tyro.cli(AnnotatedBaseConfigUnion, args=["semantic-flow", *args])  # what ns-train parses
     assert EXPECTED[name](config)
+
+
+@pytest.mark.parametrize("dataparser", ["semflow-data", "dynnerf-data"])
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_task_preset_parses_as_dataparser_options(name: str, dataparser: str) -> None:
+    args = shlex.split((CONFIGS / name).read_text())
+    config = tyro.cli(AnnotatedBaseConfigUnion, args=["semantic-flow", dataparser, "--data", "scene", *args])
+    parser = config.pipeline.datamanager.dataparser
+    assert (parser.label_frames, parser.eval_source) == (TASKS[name], "unlabelled")
+    assert parse_frame_set(parser.label_frames, 12) == TASK_FRAMES_OF_12[name]

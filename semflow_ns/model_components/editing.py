@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor
 
 
@@ -42,11 +42,22 @@ def removal_keep(
     edit: SceneEdit,
     class_logits: Float[Tensor, "*bs num_classes"],
     instance_logits: Optional[Float[Tensor, "*bs num_instances"]],
+    predicted: Optional[Bool[Tensor, "*bs 1"]] = None,
 ) -> Float[Tensor, "*bs 1"]:
-    """1 for samples that stay, 0 for samples whose predicted class or instance is removed."""
+    """1 for samples that stay, 0 for samples whose predicted class or instance is removed.
+
+    Args:
+        edit: what is removed.
+        class_logits: class logits of every sample.
+        instance_logits: instance logits of every sample (None: the scene has no instances).
+        predicted: False for samples that have no prediction (their logits are placeholders, e.g. the zeros
+            of dynamic samples too transparent to be seen, whose argmax would be class 0): they always stay.
+    """
     removed = _member(class_logits.argmax(dim=-1), edit.removed_classes)
     if instance_logits is not None:
         removed = removed | _member(instance_logits.argmax(dim=-1), edit.removed_instances)
+    if predicted is not None:
+        removed = removed & predicted[..., 0]
     return (~removed)[..., None].to(class_logits.dtype)
 
 

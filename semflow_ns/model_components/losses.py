@@ -15,6 +15,19 @@ from torch import Tensor
 IGNORE_INDEX = -1
 
 
+def rgb_target(image: Float[Tensor, "*bs channels"], background: float) -> Float[Tensor, "*bs 3"]:
+    """The colour a render is compared with: RGB as is; RGBA composited on the render's background colour.
+
+    nerfstudio keeps the alpha channel unless the DataParser sets ``alpha_color``; the model renders
+    ``background`` (0 = black, 1 = white) wherever its accumulation is below 1, so a transparent pixel must
+    be compared with that colour, in the losses and in the metrics alike.
+    """
+    if image.shape[-1] == 4:
+        alpha = image[..., 3:]
+        return image[..., :3] * alpha + background * (1.0 - alpha)
+    return image[..., :3]
+
+
 def masked_mean(values: Float[Tensor, "*bs channels"], mask: Optional[Float[Tensor, "*bs 1"]] = None) -> Tensor:
     """Mean of ``values`` over the entries where ``mask`` is 1 (all entries without a mask); 0 if empty."""
     if mask is None:

@@ -51,6 +51,31 @@ def composite(
     return torch.sum(weights * values, dim=-2)
 
 
+def expected_point(
+    weights: Float[Tensor, "num_rays num_samples 1"],
+    points: Float[Tensor, "num_rays num_samples 3"],
+    min_accumulation: float,
+) -> tuple[Float[Tensor, "num_rays 3"], Float[Tensor, "num_rays 1"]]:
+    """Weighted mean of the sample positions of each ray, and whether the ray has enough weight for it.
+
+    Σ w_i x_i alone (the official ``induce_flow``) is only a point when the weights sum to 1: on rays that
+    are partly transparent (sky, unbounded scenes, the dynamic field seen alone) it is pulled toward the
+    world origin. Dividing by the accumulated weight Σ w_i gives the weighted mean of the positions; rays
+    whose accumulation is at most ``min_accumulation`` get validity 0 (their mean is not meaningful).
+
+    Args:
+        weights: rendering weights of the samples.
+        points: world positions of the samples (e.g. warped to a neighbouring frame's time).
+        min_accumulation: accumulated weight a ray needs to be valid.
+
+    Returns:
+        The weighted mean position and a 0/1 validity per ray.
+    """
+    accumulation = weights.sum(dim=-2)
+    point = composite(weights, points) / accumulation.clamp(min=max(min_accumulation, 1e-8))
+    return point, (accumulation > min_accumulation).to(weights.dtype)
+
+
 def induced_flow(
     cameras: VideoCameras,
     points: Float[Tensor, "num_rays 3"],

@@ -11,21 +11,33 @@ class-average accuracy (per image, then averaged; METHOD.md §4.1) over the run'
   (the semantic-completion / tracking protocol), scored against their ground truth;
 - ``--eval-source``: score another split than the run's (``held-out``, ``video``, ``unlabelled``).
 
+Next to ns-eval's scores, every image gets the foreground-only mIoU (``miou_fg``: static classes merged into
+class 0) and, where the scene has objects (instances, else moving classes), the DAVIS scores ``j``, ``f`` and
+``jf`` (:mod:`semflow_ns.model_components.metrics`). Means (``results``) ignore images where a score is
+undefined; the per-image scores go to a CSV next to the JSON (``--csv-path``, default ``<output>.csv``), one
+row per image with its split, its position in the split and its 0-based video frame.
+
 Example::
 
     semflow-eval --load-config RUN/config.yml --output-path eval.json
 """
 
+import csv
 import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Optional
+from pathlib import Path
+from time import perf_counter
+from typing import Any, Optional
 
 import numpy as np
+import torch
+import torchvision.utils as vutils
 import tyro
 from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.pipelines.base_pipeline import Pipeline
 from nerfstudio.scripts.eval import ComputePSNR
 from nerfstudio.utils.eval_utils import eval_setup
 from rich.console import Console
@@ -53,6 +65,70 @@ def frame_ids(frames: Sequence[FrameRecord], video_times: np.ndarray) -> list[in
     return [int(np.abs(video_times - f.time).argmin()) for f in frames]
 
 
+SCORE_COLUMNS = ("psnr", "ssim", "miou", "miou_fg", "total_accuracy", "class_accuracy", "j", "f", "jf")
+"""Per-image scores in CSV column order (those an image does not have stay empty)."""
+
+
+def mean_scores(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, float]:
+    """Mean and standard deviation (``<key>_std``) of each key over the rows that have a finite value."""
+    out: dict[str, float] = {}
+    for key in keys:
+        values = np.array([float(r[key]) for r in rows if key in r], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            continue
+        out[key] = float(values.mean())
+        out[f"{key}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    return out
+
+
+@torch.no_grad()
+def score_images(
+    pipeline: Pipeline, video_times: np.ndarray, output: Optional[Path] = None
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Scores every image of the pipeline's evaluation split (as ns-eval does) and keeps each image's scores.
+
+    Args:
+        pipeline: a loaded pipeline.
+        video_times: times of the video frames, to give every image its 0-based video frame.
+        output: folder for the rendered comparison images (None: not written).
+
+    Returns:
+        The means (with ``_std``) and one row per image: ``image`` (position in the split), ``frame``, ``time``
+        and its scores.
+    """
+    model, datamanager = pipeline.model, pipeline.datamanager
+    frames = datamanager.eval_dataset.metadata["semflow_frames"]  # type: ignore[attr-defined]
+    rows: list[dict[str, Any]] = []
+    model.eval()
+    for camera, batch in datamanager.fixed_indices_eval_dataloader:  # type: ignore[attr-defined]
+        start = perf_counter()
+        outputs = model.get_outputs_for_camera(camera=camera)
+        metrics, images = model.get_image_metrics_and_images(outputs, batch)
+        metrics["fps"] = 1.0 / (perf_counter() - start)
+        index = int(batch["image_idx"])
+        time = float(frames[index].time)
+        rows.append({"image": index, "frame": frame_ids([frames[index]], video_times)[0], "time": time, **metrics})
+        if output is not None:
+            for key, image in images.items():
+                vutils.save_image(image.permute(2, 0, 1).cpu(), output / f"eval_{key}_{index:04d}.png")
+    model.train()
+    keys = [k for k in rows[0] if k not in ("image", "frame", "time")] if rows else []
+    return mean_scores(rows, keys), rows
+
+
+def write_csv(path: Path, splits: dict[str, list[dict[str, Any]]]) -> None:
+    """One row per scored image: split, image, frame, time, then :data:`SCORE_COLUMNS`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["split", "image", "frame", "time", *SCORE_COLUMNS])
+        for split, rows in splits.items():
+            for row in rows:
+                scores = ["" if row.get(k) is None else f"{float(row[k]):.6g}" for k in SCORE_COLUMNS]
+                writer.writerow([split, row["image"], row["frame"], f"{row['time']:.6g}", *scores])
+
+
 @dataclass
 class SemanticEval(ComputePSNR):
     """Load a Semantic Flow checkpoint, score colour and semantics on its evaluation images (and, after
@@ -62,15 +138,18 @@ class SemanticEval(ComputePSNR):
     """Images to score instead of the run's evaluation split: held-out | video | unlabelled."""
     unlabelled: bool = True
     """After training on a label subset, also score the frames whose labels were withheld."""
+    csv_path: Optional[Path] = None
+    """Where the per-image scores go (default: the JSON's path with the suffix .csv)."""
 
-    def _score(self, source: Optional[EvalSource], key: str) -> tuple[dict, str]:
-        """(metrics, checkpoint) over the images of ``source``; images go to render_output_path/key."""
+    def _score(self, source: Optional[EvalSource], key: str, video_times: np.ndarray) -> tuple[dict, str]:
+        """(metrics, checkpoint) over the images of ``source``; images go to render_output_path/key; the
+        per-image rows are kept in ``self._rows[key]``."""
         output = None if self.render_output_path is None else self.render_output_path / key
         if output is not None:
             output.mkdir(parents=True, exist_ok=True)
         with edited_config_file(self.load_config, partial(_set_eval_source, source=source)) as copy:
             _, pipeline, checkpoint, _ = eval_setup(copy)
-            metrics = pipeline.get_average_eval_image_metrics(output_path=output, get_std=True)
+            metrics, self._rows[key] = score_images(pipeline, video_times, output)
         return metrics, str(checkpoint)
 
     def report(self) -> dict:
@@ -82,7 +161,8 @@ class SemanticEval(ComputePSNR):
             frames = _eval_frames(config, self.eval_source)
         except (SceneFormatError, ValueError) as err:
             raise RunError(f"--eval-source {self.eval_source}: {err}") from err
-        report["results"], report["checkpoint"] = self._score(self.eval_source, "eval")
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+        report["results"], report["checkpoint"] = self._score(self.eval_source, "eval", times)
         report["frames"] = frame_ids(frames, times)
         parser = config.pipeline.datamanager.dataparser
         report["label_frames"] = getattr(parser, "label_frames", "all")
@@ -93,7 +173,7 @@ class SemanticEval(ComputePSNR):
             except (SceneFormatError, ValueError) as err:
                 report["results_unlabelled"], report["note_unlabelled"] = None, str(err)
             else:
-                report["results_unlabelled"], _ = self._score("unlabelled", "unlabelled")
+                report["results_unlabelled"], _ = self._score("unlabelled", "unlabelled", times)
                 report["frames_unlabelled"] = frame_ids(unlabelled, times)
         return report
 
@@ -101,9 +181,12 @@ class SemanticEval(ComputePSNR):
         if self.output_path.suffix != ".json":
             raise RunError(f"--output-path must end in .json, got {self.output_path}")
         report = self.report()
+        csv_path = self.csv_path or self.output_path.with_suffix(".csv")
+        report["csv_path"] = str(csv_path)
         self.output_path.parent.mkdir(parents=True, exist_ok=True)
         self.output_path.write_text(json.dumps(report, indent=2), "utf8")
-        Console().print(f"Saved results to: {self.output_path}")
+        write_csv(csv_path, self._rows)
+        Console().print(f"Saved results to: {self.output_path} (per image: {csv_path})")
 
 
 def run(command: SemanticEval, console: Optional[Console] = None) -> int:

@@ -6,7 +6,7 @@ import torch
 from nerfstudio.cameras.cameras import Cameras
 
 from semflow_ns.field_components.flow_aggregation import VideoCameras
-from semflow_ns.model_components.rendering import blended_weights, composite, induced_flow
+from semflow_ns.model_components.rendering import blended_weights, composite, expected_point, induced_flow
 
 
 def test_blended_weights_by_hand():
@@ -52,3 +52,12 @@ def test_static_point_seen_from_the_same_camera_induces_no_flow():
     moved = point + torch.tensor([[0.1, 0.05, 0.0]])  # right and up: fx * 0.1 / 2 = 1 px right, 0.5 px up
     flow = induced_flow(video, moved, torch.tensor([1]), pixel)
     assert torch.allclose(flow, torch.tensor([[1.0, -0.5]]), atol=1e-5)
+
+
+def test_expected_point_is_the_weighted_mean_and_flags_empty_rays():
+    weights = torch.tensor([[[0.2], [0.2], [0.0]], [[0.0], [0.0], [0.01]]])
+    points = torch.tensor([[[1.0, 0.0, 0.0], [3.0, 0.0, 2.0], [9.0, 9.0, 9.0]], [[1.0, 1.0, 1.0]] * 3])
+    point, valid = expected_point(weights, points, min_accumulation=0.05)
+    assert torch.allclose(point[0], torch.tensor([2.0, 0.0, 1.0]))  # not 0.4 x that, as Σ w x alone gives
+    assert valid[:, 0].tolist() == [1.0, 0.0]
+    assert torch.isfinite(point).all()

@@ -75,3 +75,33 @@ def test_figures_show_semantics_in_the_viewer_and_a_removal(
     assert sum(s > 0.02 for s in share) >= 2, f"class colour shares in the viewport: {share}"
     assert sum(share) > 0.5, f"class colour shares in the viewport: {share}"
     assert np.abs(semantics - removed).mean() > 5  # the second screenshot (rgb, floor unticked) differs
+
+
+def test_task_benchmark_scores_models_and_2d_baselines_on_the_unlabelled_frames(
+    tiny_scene: Path, tmp_path: Path, run_cli
+):
+    run_cli(
+        sys.executable,
+        str(BENCHMARKS / "benchmark_tasks.py"),
+        "--no-demo",
+        "--data",
+        str(tiny_scene),
+        "--tasks",
+        "tracking-50",
+        "--steps",
+        "3",
+        "--output",
+        str(tmp_path),
+    )
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["method"] for r in results] == ["semantic-flow", "point-head", "copy", "flow"]
+    for r in results:
+        assert r["task"] == "tracking-50" and r["frames"] == [4, 5, 6, 7], r["method"]
+        for key in ("j", "f", "jf", "miou", "miou_fg"):
+            assert 0.0 <= r["scores"][key] <= 1.0, (r["method"], key)
+        assert r["wall_s"] > 0
+    models = {r["method"]: r for r in results[:2]}
+    assert all(r["steps"] == 3 for r in models.values())
+    assert list((tmp_path / "runs").glob("*/semantic-flow-point-head/*/config.yml")), "the point head is its own run"
+    copy, flow = results[2]["scores"], results[3]["scores"]
+    assert flow["jf"] > copy["jf"], "on the demo's moving objects, following the flow beats copying the last labels"

@@ -1,5 +1,6 @@
 """`ns-eval`, `semflow-eval` and `semflow-export` on a trained run (labels on frames 0-3 of 8)."""
 
+import csv
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from semflow_ns.scripts import export as semflow_export
 pytestmark = pytest.mark.slow
 
 METRICS = {"psnr", "ssim", "miou", "total_accuracy", "class_accuracy"}
+DAVIS = {"miou_fg", "j", "f", "jf"}
 
 
 def test_ns_eval_reports_colour_and_semantic_metrics_without_downloads(trained_run, run_cli, tmp_path, monkeypatch):
@@ -41,8 +43,18 @@ def test_semflow_eval_scores_the_unlabelled_frames_separately(trained_run, tmp_p
     assert report["frames"] == [2, 2, 6, 6], "the held-out views of the tiny demo show frames 2 and 6 (0-based)"
     assert report["frames_unlabelled"] == [4, 5, 6, 7], "frames 0-3 kept their labels in training"
     for key in ("results", "results_unlabelled"):
-        assert METRICS <= set(report[key]), key
+        assert METRICS | DAVIS <= set(report[key]), key
+        assert all(0.0 <= report[key][m] <= 1.0 for m in DAVIS), key
     assert report["results_unlabelled"] != report["results"]
+
+    with open(tmp_path / "eval.csv", newline="") as handle:  # per-image scores next to the JSON
+        rows = list(csv.DictReader(handle))
+    assert report["csv_path"] == str(tmp_path / "eval.csv")
+    assert [int(r["frame"]) for r in rows if r["split"] == "eval"] == report["frames"]
+    assert [int(r["frame"]) for r in rows if r["split"] == "unlabelled"] == report["frames_unlabelled"]
+    unlabelled = [r for r in rows if r["split"] == "unlabelled"]
+    assert np.isclose(np.mean([float(r["jf"]) for r in unlabelled]), report["results_unlabelled"]["jf"])
+    assert np.isclose(np.mean([float(r["miou_fg"]) for r in unlabelled]), report["results_unlabelled"]["miou_fg"])
 
 
 def test_semflow_export_writes_a_semantic_point_cloud_at_one_time(trained_run, tmp_path):

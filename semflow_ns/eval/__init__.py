@@ -1,0 +1,1 @@
+"""Evaluation helpers beyond the model: 2D baselines scored like the model."""
