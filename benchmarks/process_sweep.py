@@ -84,6 +84,8 @@ class Row:
     approximate_poses: bool = False
     registered: Optional[int] = None
     reprojection_error_px: Optional[float] = None
+    attempts: str = ""
+    """Every pose step tried: ``step registered (seconds)``, separated by ``; ``."""
     process_s: float = 0.0
     train_s: Optional[float] = None
     psnr: Optional[float] = None
@@ -164,6 +166,9 @@ def process_clip(clip: Clip, args: Args, row: Row) -> Optional[Path]:
     row.approximate_poses = bool(meta.get("approximate_poses", False))
     row.registered = report.get("registered")
     row.reprojection_error_px = report.get("reprojection_error_px")
+    row.attempts = "; ".join(
+        f"{a['step']} {a.get('registered', '-')} ({a.get('seconds', 0):.0f} s)" for a in report.get("pose_attempts", [])
+    )
     return scene
 
 

@@ -1,5 +1,6 @@
 """Camera pose refinement: mode resolution, one pose correction for rays, projections and renders."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -213,32 +214,12 @@ def test_renders_of_video_frames_use_refined_poses_and_other_cameras_do_not(refi
     refined_poses = model.video_cameras.refined_camera_to_worlds().detach()
     frame = train_cameras[3:4]
     rendered = model.get_outputs_for_camera(frame)
-    at_refined = Cameras(
-        camera_to_worlds=refined_poses[3:4],
-        fx=frame.fx,
-        fy=frame.fy,
-        cx=frame.cx,
-        cy=frame.cy,
-        width=frame.width,
-        height=frame.height,
-        times=frame.times,
-    )
+    at_refined = dataclasses.replace(frame, camera_to_worlds=refined_poses[3:4], metadata=None)
     expected = model.get_outputs_for_camera(at_refined)
     for name in ("rgb", "depth", "optical_flow"):
         assert torch.allclose(rendered[name], expected[name], atol=1e-5), name
-    unrefined = model.get_outputs_for_camera(
-        Cameras(
-            camera_to_worlds=frame.camera_to_worlds,
-            fx=frame.fx,
-            fy=frame.fy,
-            cx=frame.cx,
-            cy=frame.cy,
-            width=frame.width,
-            height=frame.height,
-            times=frame.times,
-            metadata={"cam_idx": 3},  # a viewer camera at the frame's stored pose: no correction
-        )
-    )
+    # a viewer camera at the frame's stored pose: no correction
+    unrefined = model.get_outputs_for_camera(dataclasses.replace(frame, metadata={"cam_idx": 3}))
     assert not torch.allclose(unrefined["depth"], rendered["depth"], atol=1e-4)
     # evaluation batches and point-cloud export: rays of video frames are moved like training rays
     bundle = train_cameras.generate_rays(camera_indices=torch.tensor([[3], [3], [5]]), coords=torch.rand(3, 2) * 20)

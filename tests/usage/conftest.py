@@ -76,6 +76,12 @@ def trained_run(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return config
 
 
+@pytest.fixture(scope="session")
+def tiny_model() -> list[str]:
+    """``ns-train`` options of the small model that the usage runs train (``TINY_MODEL``)."""
+    return list(TINY_MODEL)
+
+
 @pytest.fixture
 def run_cli():
     """:func:`run_command`, for tests that run console scripts."""

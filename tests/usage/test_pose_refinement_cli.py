@@ -20,22 +20,11 @@ from semflow_ns.viewer.session import camera_state, render_view, start_viewer
 
 pytestmark = pytest.mark.slow
 
-SMALL_MODEL = [
-    "--pipeline.datamanager.train-num-rays-per-batch",
-    "128",
-    "--pipeline.model.eval-num-rays-per-chunk",
-    "1024",
-    "--pipeline.model.num-proposal-samples",
-    "16",
-    "--pipeline.model.num-samples",
-    "8",
-    "--pipeline.model.semantic-samples",
-    "4",
-]
-
 
 @pytest.fixture(scope="module")
-def approximate_run(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def approximate_run(
+    tiny_scene: Path, tiny_model: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
     """config.yml and console output of a 4-step run on a copy of the tiny scene marked approximate_poses."""
     root = tmp_path_factory.mktemp("approximate")
     scene = Path(shutil.copytree(tiny_scene, root / "scene"))
@@ -55,7 +44,7 @@ def approximate_run(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) 
         "10000",
         "--steps-per-eval-all-images",
         "100000",
-        *SMALL_MODEL,
+        *tiny_model,
         "--output-dir",
         str(root / "out"),
         "--experiment-name",
