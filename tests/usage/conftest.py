@@ -3,6 +3,7 @@ shared by every test that loads, renders, evaluates or exports a checkpoint."""
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,30 +42,29 @@ def run_command(*cmd: str, timeout: float = 600, check: bool = True) -> subproce
     return result
 
 
-@pytest.fixture(scope="session")
-def trained_run(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """config.yml of a tiny semantic-flow run on ``tiny_scene`` (labels on the first half of the video)."""
-    output = tmp_path_factory.mktemp("usage_runs")
-    run_command(
-        "ns-train",
-        "semantic-flow",
-        "--vis",
-        "tensorboard",
-        "--max-num-iterations",
-        str(TRAIN_STEPS),
+def train_command(steps: int, output: Path, experiment: str) -> list[str]:
+    """``ns-train semantic-flow`` of the tiny model for ``steps`` steps into ``output/experiment/semantic-flow/run``,
+    without evaluations during training; the DataParser and its options follow."""
+    evals = [
         "--steps-per-eval-image",
         "10000",
         "--steps-per-eval-batch",
         "10000",
         "--steps-per-eval-all-images",
         "100000",
-        *TINY_MODEL,
-        "--output-dir",
-        str(output),
-        "--experiment-name",
-        "tiny",
-        "--timestamp",
-        "run",
+    ]
+    return [
+        "ns-train", "semantic-flow", "--vis", "tensorboard", "--max-num-iterations", str(steps), *evals, *TINY_MODEL,
+        "--output-dir", str(output), "--experiment-name", experiment, "--timestamp", "run",
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """config.yml of a tiny semantic-flow run on ``tiny_scene`` (labels on the first half of the video)."""
+    output = tmp_path_factory.mktemp("usage_runs")
+    run_command(
+        *train_command(TRAIN_STEPS, output, "tiny"),
         "semflow-data",
         "--data",
         str(tiny_scene),
@@ -77,9 +77,9 @@ def trained_run(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture(scope="session")
-def tiny_model() -> list[str]:
-    """``ns-train`` options of the small model that the usage runs train (``TINY_MODEL``)."""
-    return list(TINY_MODEL)
+def tiny_train_command() -> Callable[[int, Path, str], list[str]]:
+    """:func:`train_command`, for tests that train runs of their own."""
+    return train_command
 
 
 @pytest.fixture

@@ -22,9 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def approximate_run(
-    tiny_scene: Path, tiny_model: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, str]:
+def approximate_run(tiny_scene: Path, tiny_train_command, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """config.yml and console output of a 4-step run on a copy of the tiny scene marked approximate_poses."""
     root = tmp_path_factory.mktemp("approximate")
     scene = Path(shutil.copytree(tiny_scene, root / "scene"))
@@ -32,25 +30,7 @@ def approximate_run(
     transforms["approximate_poses"] = True
     (scene / "transforms.json").write_text(json.dumps(transforms))
     cmd = [
-        "ns-train",
-        "semantic-flow",
-        "--vis",
-        "tensorboard",
-        "--max-num-iterations",
-        "4",
-        "--steps-per-eval-image",
-        "10000",
-        "--steps-per-eval-batch",
-        "10000",
-        "--steps-per-eval-all-images",
-        "100000",
-        *tiny_model,
-        "--output-dir",
-        str(root / "out"),
-        "--experiment-name",
-        "approx",
-        "--timestamp",
-        "run",
+        *tiny_train_command(4, root / "out", "approx"),
         "semflow-data",
         "--data",
         str(scene),
