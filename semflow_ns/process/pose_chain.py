@@ -4,7 +4,8 @@ A step *succeeds* when its poses cover at least ``--min-registered`` of the fram
 SfM steps, triangulate at least ``MIN_POINTS`` points. The steps (names as in the report's ``pose_step``):
 
 ``sfm``
-    The measured default recipe (:func:`semflow_ns.process.sfm.run_sfm`): unchanged, so a clip on which it
+    The measured default recipe (:func:`~semflow_ns.process.sfm.prepare_database` and
+    :func:`~semflow_ns.process.sfm.map_database` with default options): unchanged, so a clip on which it
     succeeds gets exactly the poses it always got.
 ``sfm-subsampled``
     Relaxed mapping (the ``RELAXED`` thresholds below) on one frame in ``SUBSAMPLE_STEP``, i.e. three times the
@@ -150,23 +151,34 @@ class ChainInputs:
     """Per frame, True where nothing moves (None: no labels)."""
 
 
+def _pose_result(
+    result: SfmResult, step: str, min_registered: float, attempts: list[PoseAttempt], start: float
+) -> PoseResult:
+    """``result`` as a PoseResult; records the attempt.
+
+    Raises:
+        ProcessError: too few frames registered, or too few points (the message ends with what to try).
+    """
+    attempts.append(PoseAttempt(step, int(result.registered.sum()), time.perf_counter() - start))
+    completion = complete_poses(result, min_registered)
+    if len(result.points) < MIN_POINTS:
+        raise ProcessError(f"structure from motion triangulated only {len(result.points)} points. {ADVICE}")
+    return PoseResult(
+        step, completion.camera_to_world, result.intrinsics, result.points, completion.first, completion.last,
+        completion.interpolated, attempts[-1].registered, result.reprojection_error, approximate=False,
+        attempts=attempts,
+    )  # fmt: skip
+
+
 def _accept(
     result: SfmResult, step: str, min_registered: float, attempts: list[PoseAttempt], start: float
 ) -> Optional[PoseResult]:
-    """``result`` as a PoseResult if it is good enough; records the attempt either way."""
-    attempt = PoseAttempt(step, int(result.registered.sum()), time.perf_counter() - start)
-    attempts.append(attempt)
+    """``result`` as a PoseResult if it is good enough, else None; records the attempt either way."""
     try:
-        completion = complete_poses(result, min_registered)
-        if len(result.points) < MIN_POINTS:
-            raise ProcessError(f"structure from motion triangulated only {len(result.points)} points. {ADVICE}")
+        return _pose_result(result, step, min_registered, attempts, start)
     except ProcessError as err:
-        attempt.error = str(err).split(". What to try")[0]
+        attempts[-1].error = str(err).split(". What to try")[0]
         return None
-    return PoseResult(
-        step, completion.camera_to_world, result.intrinsics, result.points, completion.first, completion.last,
-        completion.interpolated, attempt.registered, result.reprojection_error, approximate=False, attempts=attempts,
-    )  # fmt: skip
 
 
 def _relaxed_options(max_seconds: int) -> Callable[[pycolmap.IncrementalPipelineOptions], None]:
@@ -341,15 +353,7 @@ def estimate_poses(
     except (RuntimeError, ValueError, OSError) as err:
         raise ProcessError(f"pycolmap failed: {err}. {ADVICE}") from err
     if fallback == "sfm-only":
-        result = result_from_models(models, names)
-        completion = complete_poses(result, min_registered)
-        if len(result.points) < MIN_POINTS:
-            raise ProcessError(f"structure from motion triangulated only {len(result.points)} points. {ADVICE}")
-        attempts.append(PoseAttempt("sfm", int(result.registered.sum()), time.perf_counter() - start))
-        return PoseResult(
-            "sfm", completion.camera_to_world, result.intrinsics, result.points, completion.first, completion.last,
-            completion.interpolated, int(result.registered.sum()), result.reprojection_error, False, attempts,
-        )  # fmt: skip
+        return _pose_result(result_from_models(models, names), "sfm", min_registered, attempts, start)
     partial: list[pycolmap.Reconstruction] = list(models.values())
     if models:
         accepted = _accept(result_from_models(models, names), "sfm", min_registered, attempts, start)
@@ -385,7 +389,6 @@ def estimate_poses(
         console.print(f"[yellow]Joining {len(partial)} partial SfM models through shared frames...[/yellow]")
         accepted = _accept(merged, "sfm-merged", min_registered, attempts, start)
         if accepted is not None:
-            accepted.approximate = False
             return accepted
     else:
         attempts.append(PoseAttempt("sfm-merged", 0, time.perf_counter() - start, "fewer than 2 partial models"))

@@ -125,11 +125,6 @@ def map_database(
     return pycolmap.incremental_mapping(str(database), str(image_dir), str(output), options=mapping)
 
 
-def _reconstruct(work: Path, image_dir: Path, mask_dir: Path, names: Sequence[str], settings: dict) -> dict:
-    database = prepare_database(work, image_dir, mask_dir, names, settings)
-    return map_database(database, image_dir, work / "sparse", settings["num_threads"])
-
-
 def result_from_models(models: dict, names: Sequence[str]) -> SfmResult:
     """The model with the most registered frames as an ``SfmResult`` over ``names``.
 
@@ -153,36 +148,6 @@ def result_from_models(models: dict, names: Sequence[str]) -> SfmResult:
         reprojection_error=float(best.compute_mean_reprojection_error()),
         num_models=len(models),
     )
-
-
-def run_sfm(
-    image_dir: Path,
-    mask_dir: Path,
-    names: Sequence[str],
-    work: Path,
-    camera_model: str = "SIMPLE_RADIAL",
-    num_threads: int = -1,
-    max_num_features: int = 8192,
-) -> SfmResult:
-    """Runs the pycolmap pipeline on ``names`` (file names in ``image_dir``, in video order).
-
-    Args:
-        image_dir: the frames. mask_dir: ``<name>.png`` masks, 0 where keypoints are ignored.
-        names: image file names in video order.
-        work: folder for the database and the sparse models.
-        camera_model: one of ``CAMERA_MODELS``, shared by all frames.
-        num_threads: CPU threads (-1: all).
-        max_num_features: SIFT features per image.
-
-    Raises:
-        ProcessError: pycolmap failed or built no model; the message says what to try.
-    """
-    settings = {"camera_model": camera_model, "num_threads": num_threads, "max_num_features": max_num_features}
-    try:
-        models = _reconstruct(work, image_dir, mask_dir, names, settings)
-    except (RuntimeError, ValueError, OSError) as err:
-        raise ProcessError(f"pycolmap failed: {err}. {ADVICE}") from err
-    return result_from_models(models, names)
 
 
 @dataclass
