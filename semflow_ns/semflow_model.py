@@ -660,7 +660,7 @@ class SemanticFlowModel(Model):
         self, outputs: dict[str, Tensor], batch: dict[str, Any]
     ) -> tuple[dict[str, float], dict[str, Tensor]]:
         rgb = outputs["rgb"]
-        image = losses.rgb_target(batch["image"].to(rgb.device), self._background())
+        image = self._target_rgb(batch["image"]).to(rgb.device)
         pred_nchw, gt_nchw = rgb.permute(2, 0, 1)[None], image.permute(2, 0, 1)[None]
         metrics = {
             "psnr": float(peak_signal_noise_ratio(pred_nchw, gt_nchw, data_range=1.0)),
