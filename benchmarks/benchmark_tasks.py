@@ -8,6 +8,8 @@ Predictors, on the same frames and scored by the same code (``image_metrics``):
 - ``semantic-flow``: the default model, trained with ``ns-train``'s Trainer;
 - ``point-head``: the same with ``configs/ablation-point-semantics.txt`` (the head sees only the point's
   own feature: the paper's "dynamic NeRF + semantic head" baseline);
+- ``semantic-flow-detached``: the default model with ``configs/trajectory-detached.txt`` (semantic losses do
+  not reach the scene flow through the trajectory; the official code's choice);
 - ``copy``: 2D baseline, labels of the nearest labelled frame;
 - ``flow``: 2D baseline, labels of the last labelled frame carried along the scene's optical flow.
 
@@ -40,8 +42,12 @@ CONSOLE = Console()
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TASKS = ("tracking-50", "completion-every-2")
 """Task presets (``configs/<task>.txt``)."""
-METHODS = ("semantic-flow", "point-head", "copy", "flow")
-MODEL_PRESETS = {"semantic-flow": None, "point-head": "ablation-point-semantics.txt"}
+METHODS = ("semantic-flow", "semantic-flow-detached", "point-head", "copy", "flow")
+MODEL_PRESETS = {
+    "semantic-flow": None,
+    "semantic-flow-detached": "trajectory-detached.txt",
+    "point-head": "ablation-point-semantics.txt",
+}
 """Trained predictors and the model preset each adds to ``ns-train semantic-flow``."""
 SCORES = ("j", "f", "jf", "miou", "miou_fg")
 
@@ -57,7 +63,7 @@ class Args:
     tasks: tuple[str, ...] = TASKS
     """Task presets from configs/."""
     methods: tuple[str, ...] = METHODS
-    """Predictors: semantic-flow, point-head, copy, flow."""
+    """Predictors: semantic-flow, semantic-flow-detached, point-head, copy, flow."""
     steps: Optional[int] = None
     """Training steps of the models (default: the method's default)."""
     output: Path = Path("outputs/benchmark_tasks")
@@ -83,7 +89,7 @@ def model_config(scene: Path, task: str, method: str, steps: Optional[int], outp
     config.vis = "tensorboard"
     config.output_dir = output / "runs"
     config.experiment_name = f"{scene.name}-{task}"
-    config.method_name = config.method_name if preset is None else f"semantic-flow-{method}"
+    config.method_name = method
     if steps is not None:
         config.max_num_iterations = steps
     config.steps_per_eval_image = config.steps_per_eval_batch = config.steps_per_eval_all_images = 10**9

@@ -18,6 +18,7 @@ EXPECTED = {
     "ablation-point-semantics.txt": lambda c: c.pipeline.model.semantic_source == "point",
     "ablation-no-attention.txt": lambda c: c.pipeline.model.attention.enabled is False,
     "window-5.txt": lambda c: c.pipeline.model.scene_flow.window == 5,
+    "trajectory-detached.txt": lambda c: c.pipeline.model.detach_trajectory_features is True,
 }
 TASKS = {
     "tracking-25.txt": "first:25%",

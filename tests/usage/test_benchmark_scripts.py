@@ -94,7 +94,7 @@ def test_task_benchmark_scores_models_and_2d_baselines_on_the_unlabelled_frames(
         str(tmp_path),
     )
     results = json.loads((tmp_path / "results.json").read_text())
-    assert [r["method"] for r in results] == ["semantic-flow", "point-head", "copy", "flow"]
+    assert [r["method"] for r in results] == ["semantic-flow", "semantic-flow-detached", "point-head", "copy", "flow"]
     for r in results:
         assert r["task"] == "tracking-50" and r["frames"] == [4, 5, 6, 7], r["method"]
         for key in ("j", "f", "jf", "miou", "miou_fg"):
