@@ -6,8 +6,9 @@ Trainer, with the same data (the demo scene unless --data is given). Reported pe
 - training rays per second (rays per batch / wall time of the training iterations, evaluation excluded)
   and the ratio semantic-flow / nerfacto;
 - peak resident memory of the process;
-- for semantic-flow, held-out PSNR / SSIM / mIoU / accuracies on the scene's evaluation views at
-  regular wall-clock times, and the total wall time of the run. Wall times leave out the benchmark's
+- for semantic-flow, held-out PSNR / SSIM / mIoU / foreground mIoU / accuracies on the scene's evaluation
+  views at regular wall-clock times, over all views and per view set (the demo: ``nearby`` views on the
+  training arc, ``novel`` views above it, some between frame times), and the total wall time of the run. Wall times leave out the benchmark's
   own evaluations (setup, data loading and training are in), so they are what a plain `ns-train`
   run of as many steps takes; the evaluations' time, the last one included, is reported separately.
 
@@ -79,10 +80,18 @@ def _trainer(method: str, args: Args, steps: int):
 
 
 def _evaluate(trainer) -> dict:
+    """Held-out scores over all evaluation views, and per view set (the demo: ``nearby`` and ``novel``)."""
+    from semflow_ns.scripts.eval import means_by_view_set, score_images
+
     pipeline = trainer.pipeline
-    pipeline.eval()
-    metrics = pipeline.get_average_eval_image_metrics(step=trainer.step)
+    video = pipeline.datamanager.eval_dataset.metadata["semflow_video"]
+    means, rows = score_images(pipeline, video.times.cpu().numpy())
     pipeline.train()
+    by_set = {name: _without_std(m) for name, m in means_by_view_set(rows).items()}
+    return {**_without_std(means), **({"by_view_set": by_set} if by_set else {})}
+
+
+def _without_std(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if not k.endswith("_std")}
 
 
@@ -176,20 +185,24 @@ def print_tables(results: list) -> None:
     for r in results:
         if not r["curve"]:
             continue
-        curve = Table(title=f"{r['method']}: held-out views against wall time")
-        for column in ("wall (s)", "step", "PSNR", "SSIM", "mIoU", "total acc.", "class acc."):
-            curve.add_column(column)
-        for p in r["curve"]:
-            curve.add_row(
-                f"{p['wall_s']:.0f}",
-                str(p["step"]),
-                f"{p['psnr']:.2f}",
-                f"{p['ssim']:.3f}",
-                f"{p['miou']:.3f}",
-                f"{p['total_accuracy']:.3f}",
-                f"{p['class_accuracy']:.3f}",
-            )
-        CONSOLE.print(curve)
+        sets = r["curve"][0].get("by_view_set") or {"all": None}
+        for name in sets:
+            curve = Table(title=f"{r['method']}: held-out views ({name}) against wall time")
+            for column in ("wall (s)", "step", "PSNR", "SSIM", "mIoU", "fg mIoU", "total acc.", "class acc."):
+                curve.add_column(column)
+            for p in r["curve"]:
+                m = p if name == "all" else p["by_view_set"][name]
+                curve.add_row(
+                    f"{p['wall_s']:.0f}",
+                    str(p["step"]),
+                    f"{m['psnr']:.2f}",
+                    f"{m['ssim']:.3f}",
+                    f"{m['miou']:.3f}",
+                    f"{m['miou_fg']:.3f}",
+                    f"{m['total_accuracy']:.3f}",
+                    f"{m['class_accuracy']:.3f}",
+                )
+            CONSOLE.print(curve)
 
 
 def main(args: Args) -> None:

@@ -11,7 +11,7 @@ import torch
 from semflow_ns.data.demo import DemoSceneConfig, generate_demo_scene
 
 TINY_DEMO = DemoSceneConfig(num_frames=8, width=32, height=24, num_eval_times=2)
-"""8 video frames of 32x24 pixels and 4 held-out views; renders in a fraction of a second."""
+"""8 video frames of 32x24 pixels and 8 held-out views (4 nearby, 4 novel); renders in a fraction of a second."""
 
 
 @pytest.fixture(scope="session")

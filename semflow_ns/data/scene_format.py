@@ -95,6 +95,9 @@ class FrameRecord:
     """8-bit PNG, > 127 where something moves. Only read for frames without semantic labels."""
     depth: Optional[Path] = None
     """``.npy`` float32 [H, W] of z-depth along the camera axis in world units (evaluation only)."""
+    view_set: str = ""
+    """Name of the group a held-out view belongs to (the demo: ``nearby`` or ``novel``); scores are also reported
+    per group. Empty for video frames and ungrouped views."""
 
 
 @dataclass
@@ -265,6 +268,9 @@ def _frame(reader: _Reader, obj: Any, where: str, root: Path, intr: Optional[Int
     frame_intr = _intrinsics(reader, obj, where, intr)
     image = reader.path(obj, "file_path", where, root, required=True)
     assert image is not None
+    view_set = obj.get("view_set", "")
+    if not isinstance(view_set, str):
+        raise reader.fail(f"{where}.view_set", f"expected a name (string), got {view_set!r}")
     return FrameRecord(
         image=image,
         camera_to_world=reader.matrix(obj, "transform_matrix", where),
@@ -276,6 +282,7 @@ def _frame(reader: _Reader, obj: Any, where: str, root: Path, intr: Optional[Int
         flow_bwd=reader.path(obj, "flow_bwd_path", where, root),
         motion_mask=reader.path(obj, "motion_mask_path", where, root),
         depth=reader.path(obj, "depth_path", where, root),
+        view_set=view_set,
     )
 
 
@@ -499,6 +506,8 @@ def _frame_json(frame: FrameRecord, root: Path, shared: Optional[Intrinsics]) ->
     ):
         if path is not None:
             out[key] = _relative(path, root)
+    if frame.view_set:
+        out["view_set"] = frame.view_set
     return out
 
 

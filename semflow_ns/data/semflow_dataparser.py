@@ -86,12 +86,16 @@ class SemanticFlowDataParserConfig(DataParserConfig):
     """Step between evaluated video frames for eval-source video (they are still trained on)."""
     eval_frames: str = ""
     """Evaluated video frames for eval-source video, in the label-frames syntax (empty: use eval-interval)."""
+    eval_view_set: str = ""
+    """With held-out views: evaluate only the views of this group (the demo: nearby | novel; empty: all)."""
     box_margin: float = 1.0
     """Without a scene_box in transforms.json, the cameras' bounding box is grown by this times its size."""
 
     def split_options(self) -> SplitOptions:
         """The options that choose the frames of each split."""
-        return SplitOptions(self.label_frames, self.eval_source, self.eval_interval, self.eval_frames)
+        return SplitOptions(
+            self.label_frames, self.eval_source, self.eval_interval, self.eval_frames, self.eval_view_set
+        )
 
 
 def scene_outputs(

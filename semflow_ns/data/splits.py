@@ -31,12 +31,14 @@ class SplitOptions:
             ground-truth labels; ``auto``: held-out views when the scene has them, else ``video``.
         eval_interval: step between evaluated video frames for ``video`` when ``eval_frames`` is empty.
         eval_frames: frame set of the evaluated video frames for ``video`` (empty: use ``eval_interval``).
+        eval_view_set: for ``held-out``, only the views whose ``view_set`` is this name (empty: every view).
     """
 
     label_frames: str = "all"
     eval_source: EvalSource = "auto"
     eval_interval: int = 8
     eval_frames: str = ""
+    eval_view_set: str = ""
 
 
 def labelled_indices(scene: SceneDescription, options: SplitOptions) -> list[int]:
@@ -86,6 +88,19 @@ def _unlabelled_eval_frames(scene: SceneDescription, options: SplitOptions) -> l
     return frames
 
 
+def _held_out_views(scene: SceneDescription, view_set: str) -> list[FrameRecord]:
+    if not view_set:
+        return scene.eval_frames
+    views = [f for f in scene.eval_frames if f.view_set == view_set]
+    if not views:
+        sets = sorted({f.view_set for f in scene.eval_frames if f.view_set})
+        raise SceneFormatError(
+            f"{scene.root / 'transforms.json'}: eval_frames: no held-out view has view_set {view_set!r} "
+            f"(the scene's view sets: {', '.join(sets) if sets else 'none'})"
+        )
+    return views
+
+
 def eval_frames(scene: SceneDescription, options: SplitOptions) -> list[FrameRecord]:
     """The images of the val/test split, with their ground-truth labels (never withheld).
 
@@ -101,7 +116,7 @@ def eval_frames(scene: SceneDescription, options: SplitOptions) -> list[FrameRec
             raise SceneFormatError(
                 f"{scene.root / 'transforms.json'}: eval_frames: eval-source 'held-out' needs held-out views"
             )
-        return scene.eval_frames
+        return _held_out_views(scene, options.eval_view_set)
     if source == "unlabelled":
         return _unlabelled_eval_frames(scene, options)
     frames = _video_eval_frames(scene, options)

@@ -33,7 +33,9 @@ class DemoCommand:
     height: int = 96
     """Image height in pixels."""
     num_eval_times: int = 12
-    """Video times that get two held-out views each."""
+    """Video times that get held-out views: two nearby views on the training arc each (and two novel views)."""
+    novel_views: bool = True
+    """Also render two novel views per evaluation time, 0.8 m above the arc (one between frame times)."""
     frames_per_sweep: int = 12
     """Frames per back-and-forth sweep of the camera along its arc (0: one slow pan over the whole video)."""
     seed: int = 0
@@ -51,6 +53,7 @@ def run(command: DemoCommand, console: Console | None = None) -> int:
         width=command.width,
         height=command.height,
         num_eval_times=command.num_eval_times,
+        novel_views=command.novel_views,
         frames_per_sweep=command.frames_per_sweep,
         seed=command.seed,
     )

@@ -15,7 +15,9 @@ Next to ns-eval's scores, every image gets the foreground-only mIoU (``miou_fg``
 class 0) and, where the scene has objects (instances, else moving classes), the DAVIS scores ``j``, ``f`` and
 ``jf`` (:mod:`semflow_ns.model_components.metrics`). Means (``results``) ignore images where a score is
 undefined; the per-image scores go to a CSV next to the JSON (``--csv-path``, default ``<output>.csv``), one
-row per image with its split, its position in the split and its 0-based video frame.
+row per image with its split, its position in the split and its 0-based video frame. Held-out views that
+belong to named groups (the demo's ``nearby`` and ``novel`` views) are also averaged per group
+(``results_by_view_set``).
 
 Example::
 
@@ -94,8 +96,8 @@ def score_images(
         output: folder for the rendered comparison images (None: not written).
 
     Returns:
-        The means (with ``_std``) and one row per image: ``image`` (position in the split), ``frame``, ``time``
-        and its scores.
+        The means (with ``_std``) and one row per image: ``image`` (position in the split), ``frame``, ``time``,
+        ``view_set`` (a held-out view's group, e.g. ``nearby`` or ``novel``; else empty) and its scores.
     """
     model, datamanager = pipeline.model, pipeline.datamanager
     frames = datamanager.eval_dataset.metadata["semflow_frames"]  # type: ignore[attr-defined]
@@ -108,25 +110,36 @@ def score_images(
         metrics["fps"] = 1.0 / (perf_counter() - start)
         index = int(batch["image_idx"])
         time = float(frames[index].time)
-        rows.append({"image": index, "frame": frame_ids([frames[index]], video_times)[0], "time": time, **metrics})
+        frame = frame_ids([frames[index]], video_times)[0]
+        rows.append({"image": index, "frame": frame, "time": time, "view_set": frames[index].view_set, **metrics})
         if output is not None:
             for key, image in images.items():
                 vutils.save_image(image.permute(2, 0, 1).cpu(), output / f"eval_{key}_{index:04d}.png")
     model.train()
-    keys = [k for k in rows[0] if k not in ("image", "frame", "time")] if rows else []
-    return mean_scores(rows, keys), rows
+    return mean_scores(rows, score_keys(rows)), rows
+
+
+def score_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The score columns of rows made by :func:`score_images`."""
+    return [k for k in rows[0] if k not in ("image", "frame", "time", "view_set")] if rows else []
+
+
+def means_by_view_set(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Means (as :func:`mean_scores`) of the rows of each named view set (held-out views only; empty without)."""
+    sets = sorted({r["view_set"] for r in rows if r.get("view_set")})
+    return {name: mean_scores([r for r in rows if r.get("view_set") == name], score_keys(rows)) for name in sets}
 
 
 def write_csv(path: Path, splits: dict[str, list[dict[str, Any]]]) -> None:
-    """One row per scored image: split, image, frame, time, then :data:`SCORE_COLUMNS`."""
+    """One row per scored image: split, image, frame, time, view set, then :data:`SCORE_COLUMNS`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["split", "image", "frame", "time", *SCORE_COLUMNS])
+        writer.writerow(["split", "image", "frame", "time", "view_set", *SCORE_COLUMNS])
         for split, rows in splits.items():
             for row in rows:
                 scores = ["" if row.get(k) is None else f"{float(row[k]):.6g}" for k in SCORE_COLUMNS]
-                writer.writerow([split, row["image"], row["frame"], f"{row['time']:.6g}", *scores])
+                writer.writerow([split, row["image"], row["frame"], f"{row['time']:.6g}", row.get("view_set", ""), *scores])
 
 
 @dataclass
@@ -164,6 +177,9 @@ class SemanticEval(ComputePSNR):
         self._rows: dict[str, list[dict[str, Any]]] = {}
         report["results"], report["checkpoint"] = self._score(self.eval_source, "eval", times)
         report["frames"] = frame_ids(frames, times)
+        by_set = means_by_view_set(self._rows["eval"])
+        if by_set:
+            report["results_by_view_set"] = by_set
         parser = config.pipeline.datamanager.dataparser
         report["label_frames"] = getattr(parser, "label_frames", "all")
         report["eval_source"] = self.eval_source or getattr(parser, "eval_source", "auto")

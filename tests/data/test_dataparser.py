@@ -80,7 +80,7 @@ def test_eval_split_holds_the_held_out_views(tiny_scene: Path, split: str, sourc
     out = outputs(tiny_scene, split, eval_source=source)
     scene = load_scene(tiny_scene)
     assert out.image_filenames == [f.image for f in scene.eval_frames]
-    assert out.cameras.shape == (4,) and out.cameras.times is not None
+    assert out.cameras.shape == (8,) and out.cameras.times is not None
     np.testing.assert_allclose(out.cameras.times[:, 0].numpy(), [f.time for f in scene.eval_frames], atol=1e-7)
     assert out.metadata["semantics"].filenames == [f.semantics for f in scene.eval_frames]
     assert len(out.metadata["semflow_video"]) == 8  # the video is attached to every split

@@ -135,7 +135,7 @@ def test_half_scale_halves_sizes_and_flow(train_set: SemanticFlowDataset, tiny_s
 
 def test_eval_split_dataset_has_labels_but_no_flow(tiny_scene: Path) -> None:
     data = dataset(tiny_scene, "val")
-    assert len(data) == 4
+    assert len(data) == 8
     for index in range(len(data)):
         item = data[index]
         assert item["image"].shape == (H, W, 3)

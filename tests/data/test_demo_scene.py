@@ -17,7 +17,12 @@ from semflow_ns.data.demo import (
     generate_demo_scene,
 )
 from semflow_ns.data.demo import cache as demo_cache
-from semflow_ns.data.demo.config import eval_arc_positions, eval_time_indices
+from semflow_ns.data.demo.config import (
+    MIN_NOVEL_ANGLE_DEGREES,
+    eval_arc_positions,
+    eval_time_indices,
+    viewing_angle_degrees,
+)
 from semflow_ns.data.demo.scene import arc_position
 from semflow_ns.data.scene_format import SCENE_FILE, SceneDescription, load_scene, read_flow, read_label_image
 from semflow_ns.scripts.demo import entrypoint
@@ -84,10 +89,10 @@ def test_moving_objects_move(tiny_scene: SceneDescription) -> None:
 
 
 def test_eval_frames_have_depth_and_match_video_times(tiny_scene: SceneDescription) -> None:
-    assert len(tiny_scene.eval_frames) == 2 * TINY.num_eval_times
-    video_times = {f.time for f in tiny_scene.frames}
+    assert len(tiny_scene.eval_frames) == 4 * TINY.num_eval_times
+    video_times = [f.time for f in tiny_scene.frames]
     for frame in tiny_scene.eval_frames:
-        assert frame.time in video_times
+        assert frame.time in video_times or frame.view_set == "novel"
         assert frame.depth is not None and frame.flow_fwd is None
         depth = np.load(frame.depth)
         assert depth.shape == (24, 32) and depth.dtype == np.float32
@@ -117,6 +122,40 @@ def test_estimated_flow_is_close_to_ground_truth(tiny_scene: SceneDescription) -
     stats = tiny_scene.extra["flow_stats"]
     assert stats["epe_px"] < TINY_EPE_BOUND_PX and 0.5 < stats["consistent_fraction"] <= 1.0
     assert 0.05 < stats["moving_pixel_fraction"] < 0.3
+
+
+def test_nearby_views_sit_on_the_arc_and_novel_views_far_from_every_training_camera(
+    tiny_scene: SceneDescription,
+) -> None:
+    training = [f.camera_to_world for f in tiny_scene.frames]
+    times = [f.time for f in tiny_scene.frames]
+    nearby = [f for f in tiny_scene.eval_frames if f.view_set == "nearby"]
+    novel = [f for f in tiny_scene.eval_frames if f.view_set == "novel"]
+    assert tiny_scene.eval_frames == nearby + novel and len(nearby) == len(novel) == 4
+    assert [f.image.name for f in novel] == ["t00002_n0.png", "t00002_n1.png", "t00006_n0.png", "t00006_n1.png"]
+    # at frames 2 and 6, then halfway to the next frame: times no training frame has
+    assert [f.time for f in novel] == pytest.approx([times[2], (times[2] + times[3]) / 2, times[6], (times[6] + times[7]) / 2])
+    for frame in nearby:  # the same height as the arc, within one arc step of a training camera
+        assert viewing_angle_degrees(frame.camera_to_world, training) < 10.0
+    for frame in novel:
+        assert viewing_angle_degrees(frame.camera_to_world, training) >= MIN_NOVEL_ANGLE_DEGREES
+        assert frame.camera_to_world[2, 3] > max(p[2, 3] for p in training) + 0.5  # another height
+    meta = json.loads((tiny_scene.root / SCENE_FILE).read_text())
+    assert {f.get("view_set") for f in meta["eval_frames"]} == {"nearby", "novel"}
+    assert all("view_set" not in f for f in meta["frames"])
+
+
+def test_novel_views_can_be_left_out(tmp_path: Path) -> None:
+    config = DemoSceneConfig(num_frames=4, width=16, height=12, num_eval_times=1, novel_views=False, supersample=1)
+    scene = generate_demo_scene(tmp_path / "scene", config, progress=False)
+    assert [f.view_set for f in scene.eval_frames] == ["nearby", "nearby"]
+
+
+def test_viewing_angle() -> None:
+    turned = np.eye(4)
+    turned[:3, :3] = [[1, 0, 0], [0, np.cos(0.3), -np.sin(0.3)], [0, np.sin(0.3), np.cos(0.3)]]
+    assert viewing_angle_degrees(turned, [np.eye(4), turned]) == pytest.approx(0.0, abs=1e-6)
+    assert viewing_angle_degrees(turned, [np.eye(4)]) == pytest.approx(np.degrees(0.3))
 
 
 def test_generation_is_deterministic(tiny_scene: SceneDescription, tmp_path: Path) -> None:

@@ -94,6 +94,16 @@ def test_eval_frames_selects_video_frames(tiny_scene: Path) -> None:
     assert [p.name for p in out.image_filenames] == ["00002.png", "00005.png"]
 
 
+def test_eval_view_set_keeps_one_group_of_held_out_views(tiny_scene: Path) -> None:
+    every = parse(tiny_scene, "val").image_filenames
+    novel = parse(tiny_scene, "val", eval_view_set="novel").image_filenames
+    nearby = parse(tiny_scene, "test", eval_view_set="nearby").image_filenames
+    assert [p.name for p in novel] == ["t00002_n0.png", "t00002_n1.png", "t00006_n0.png", "t00006_n1.png"]
+    assert [*nearby, *novel] == every and all(p.name.endswith(("_v0.png", "_v1.png")) for p in nearby)
+    with pytest.raises(SceneFormatError, match=r"no held-out view has view_set 'far' \(the scene's view sets: nearby, novel\)"):
+        parse(tiny_scene, "val", eval_view_set="far")
+
+
 def test_bad_subsets_fail_with_the_option_named(tiny_scene: Path) -> None:
     with pytest.raises(FrameSelectionError, match=r"--label-frames '0-8': frame 8 is out of range"):
         parse(tiny_scene, label_frames="0-8")

@@ -74,7 +74,7 @@ def test_round_trip_reproduces_the_file_and_the_records(scene_copy: Path) -> Non
 
 def test_loaded_scene_describes_the_tiny_demo(tiny_scene: Path) -> None:
     scene = load_scene(tiny_scene)
-    assert scene.root == tiny_scene and len(scene.frames) == 8 and len(scene.eval_frames) == 4
+    assert scene.root == tiny_scene and len(scene.frames) == 8 and len(scene.eval_frames) == 8
     assert scene.has_labels and scene.has_instances
     assert [scene.classes[i].name for i in scene.dynamic_class_ids] == ["ball", "cube"]
     first, last = scene.frames[0], scene.frames[-1]
@@ -384,3 +384,15 @@ def test_unbounded_and_label_motion_flags_round_trip(scene_copy: Path) -> None:
 def test_flags_must_be_booleans(scene_copy: Path, key: str) -> None:
     edit_meta(scene_copy, lambda meta: meta.update({key: "yes"}))
     expect_error(scene_copy, f"{key}: expected true or false, got 'yes'")
+
+
+def test_view_set_names_survive_a_round_trip_and_must_be_strings(scene_copy: Path) -> None:
+    scene = load_scene(scene_copy)
+    assert [f.view_set for f in scene.eval_frames] == ["nearby"] * 4 + ["novel"] * 4
+    assert all(f.view_set == "" for f in scene.frames)
+    frames = [dataclasses.replace(f, view_set="mine") for f in scene.eval_frames]
+    save_scene(dataclasses.replace(scene, eval_frames=frames))
+    assert {f["view_set"] for f in read_meta(scene_copy)["eval_frames"]} == {"mine"}
+    assert "view_set" not in read_meta(scene_copy)["frames"][0]
+    edit_meta(scene_copy, lambda meta: meta["eval_frames"][1].update({"view_set": 3}))
+    expect_error(scene_copy, r"eval_frames\[1\]\.view_set: expected a name \(string\), got 3")

@@ -35,8 +35,9 @@ def test_training_benchmark_reports_speed_memory_and_held_out_metrics(tiny_scene
     assert 0 < result["train_s"] < result["wall_s"]
     (last,) = result["curve"]  # the evaluation at the last step
     assert last["step"] == 3
-    for key in ("psnr", "ssim", "miou", "total_accuracy", "class_accuracy"):
+    for key in ("psnr", "ssim", "miou", "miou_fg", "total_accuracy", "class_accuracy"):
         assert np.isfinite(last[key]), key
+        assert all(np.isfinite(last["by_view_set"][name][key]) for name in ("nearby", "novel")), key
     assert list((tmp_path / "runs").glob("*/semantic-flow/*/nerfstudio_models/step-000000002.ckpt"))
 
 
@@ -100,8 +101,9 @@ def test_task_benchmark_scores_models_and_2d_baselines_on_the_unlabelled_frames(
         for key in ("j", "f", "jf", "miou", "miou_fg"):
             assert 0.0 <= r["scores"][key] <= 1.0, (r["method"], key)
         assert r["wall_s"] > 0
-    models = {r["method"]: r for r in results[:2]}
+    models = {r["method"]: r for r in results[:3]}
     assert all(r["steps"] == 3 for r in models.values())
-    assert list((tmp_path / "runs").glob("*/semantic-flow-point-head/*/config.yml")), "the point head is its own run"
-    copy, flow = results[2]["scores"], results[3]["scores"]
+    for method in ("point-head", "semantic-flow-detached"):
+        assert list((tmp_path / "runs").glob(f"*/{method}/*/config.yml")), f"{method} is its own run"
+    copy, flow = results[3]["scores"], results[4]["scores"]
     assert flow["jf"] > copy["jf"], "on the demo's moving objects, following the flow beats copying the last labels"

@@ -40,7 +40,8 @@ def test_semflow_eval_scores_the_unlabelled_frames_separately(trained_run, tmp_p
     assert semflow_eval.run(command) == 0
     report = json.loads(output.read_text())
     assert report["label_frames"] == "first:50%"
-    assert report["frames"] == [2, 2, 6, 6], "the held-out views of the tiny demo show frames 2 and 6 (0-based)"
+    # nearby views at frames 2 and 6 (0-based), then novel views at those frames and halfway to the next
+    assert report["frames"][:4] == [2, 2, 6, 6] and report["frames"][4::2] == [2, 6] and len(report["frames"]) == 8
     assert report["frames_unlabelled"] == [4, 5, 6, 7], "frames 0-3 kept their labels in training"
     for key in ("results", "results_unlabelled"):
         assert METRICS | DAVIS <= set(report[key]), key
@@ -55,6 +56,9 @@ def test_semflow_eval_scores_the_unlabelled_frames_separately(trained_run, tmp_p
     unlabelled = [r for r in rows if r["split"] == "unlabelled"]
     assert np.isclose(np.mean([float(r["jf"]) for r in unlabelled]), report["results_unlabelled"]["jf"])
     assert np.isclose(np.mean([float(r["miou_fg"]) for r in unlabelled]), report["results_unlabelled"]["miou_fg"])
+    for view_set in ("nearby", "novel"):  # the demo's two groups of held-out views, also scored apart
+        scored = [float(r["psnr"]) for r in rows if r["split"] == "eval" and r["view_set"] == view_set]
+        assert len(scored) == 4 and np.isclose(np.mean(scored), report["results_by_view_set"][view_set]["psnr"])
 
 
 def test_semflow_export_writes_a_semantic_point_cloud_at_one_time(trained_run, tmp_path):

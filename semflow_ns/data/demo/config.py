@@ -2,9 +2,11 @@
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from semflow_ns.data.optical_flow import PRESETS
 
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 """Bumped whenever the generated content changes, so that cached demo scenes get regenerated."""
 
 
@@ -20,7 +22,12 @@ class DemoSceneConfig:
     height: int = 96
     """Image height in pixels."""
     num_eval_times: int = 12
-    """Video times that get held-out evaluation views (two other cameras each)."""
+    """Video times that get held-out evaluation views: two nearby cameras on the training arc each, and (with
+    ``novel_views``) two novel cameras."""
+    novel_views: bool = True
+    """Also render the novel held-out views: for each evaluation time, a camera raised above the arc (at least
+    10 degrees from every training camera) at that frame's time and another one halfway to the next frame's
+    time (a time no training frame has)."""
     seed: int = 0
     """Seed of the procedural textures (noise and per-tile/per-brick tints); the layout and motion are fixed."""
     frames_per_sweep: int = 12
@@ -86,3 +93,24 @@ def eval_arc_positions(position: float, offset: float = EVAL_ARC_OFFSET) -> tupl
         after = position - 2.0 * offset
     first, second = sorted(min(max(p, 0.0), 1.0) for p in (before, after))
     return first, second
+
+
+NOVEL_RAISE = 0.8
+"""Novel held-out cameras sit this much (metres) above the training arc, at about 2 m instead of 1.2 m."""
+MIN_NOVEL_ANGLE_DEGREES = 10.0
+"""Least angle between the viewing direction of a novel held-out camera and that of any training camera."""
+
+
+def novel_view_times(times: list[float], index: int) -> tuple[float, float]:
+    """Times of the two novel views of evaluation frame ``index``: its own time, and halfway to the next frame's
+    time (to the previous one for the last frame)."""
+    other = index + 1 if index + 1 < len(times) else index - 1
+    return times[index], 0.5 * (times[index] + times[other])
+
+
+def viewing_angle_degrees(pose: np.ndarray, poses: list[np.ndarray]) -> float:
+    """Least angle (degrees) between the optical axis of camera-to-world ``pose`` and those of ``poses``."""
+    axis = -np.asarray(pose)[:3, 2]
+    others = -np.stack([np.asarray(p)[:3, 2] for p in poses])
+    cosines = others @ axis / (np.linalg.norm(others, axis=1) * np.linalg.norm(axis))
+    return float(np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0))).min())

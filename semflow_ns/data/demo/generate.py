@@ -6,8 +6,10 @@ Folder layout (all paths relative to the scene root, ``i`` = training frame, ``c
 * ``images/{i:05d}.png``, ``semantics/{i:05d}.png``, ``instances/{i:05d}.png`` - the training video;
 * ``flow/{i:05d}_fwd.npz``, ``flow/{i:05d}_bwd.npz`` - optical flow *estimated from the rendered images*
   with :mod:`semflow_ns.data.optical_flow`, exactly as for a real video;
-* ``eval/{images,semantics,instances}/t{i:05d}_c{c:05d}.png`` and ``eval/depth/t{i:05d}_c{c:05d}.npy`` -
-  time ``i`` seen from the training pose ``c``;
+* ``eval/{images,semantics,instances}/t{i:05d}_v{k}.png`` and ``eval/depth/t{i:05d}_v{k}.npy`` - time of
+  frame ``i`` seen from the two nearby held-out cameras on the training arc (``view_set`` ``nearby``);
+* ``eval/.../t{i:05d}_n0`` and ``t{i:05d}_n1`` - novel held-out cameras 0.8 m above the arc, at the time of frame
+  ``i`` and halfway to the next frame's time (``view_set`` ``novel``);
 * ``gt/flow/{i:05d}_fwd.npy`` - analytic forward flow float32 [H, W, 2], for evaluation only.
 """
 
@@ -21,7 +23,16 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import Progress
 
-from semflow_ns.data.demo.config import DEMO_VERSION, DemoSceneConfig, eval_arc_positions, eval_time_indices
+from semflow_ns.data.demo.config import (
+    DEMO_VERSION,
+    MIN_NOVEL_ANGLE_DEGREES,
+    NOVEL_RAISE,
+    DemoSceneConfig,
+    eval_arc_positions,
+    eval_time_indices,
+    novel_view_times,
+    viewing_angle_degrees,
+)
 from semflow_ns.data.demo.render import RenderedView, ground_truth_flow, render_view
 from semflow_ns.data.demo.scene import (
     CLASSES,
@@ -117,19 +128,33 @@ def _render_video(video: _Video, bar: Progress) -> tuple[list[RenderedView], lis
 
 
 def _eval_frames(root: Path, video: _Video, bar: Progress) -> list[FrameRecord]:
-    """Renders and writes the held-out views: each evaluation time seen from two other points of the arc."""
-    indices = eval_time_indices(video.config.num_frames, video.config.num_eval_times)
-    task = bar.add_task("Rendering held-out views", total=2 * len(indices))
-    records = []
+    """Renders and writes the held-out views of every evaluation time: two ``nearby`` views from other points of
+    the arc, then (``novel_views``) two ``novel`` views from above the arc, at the frame's time and between it and
+    the next frame."""
+    config = video.config
+    indices = eval_time_indices(config.num_frames, config.num_eval_times)
+    task = bar.add_task("Rendering held-out views", total=(4 if config.novel_views else 2) * len(indices))
+    nearby, novel = [], []
+
+    def write(name: str, pose: np.ndarray, time: float, view_set: str) -> FrameRecord:
+        view = render_view(video.world, pose, video.intr, time, config.supersample)
+        paths = _save_view_files(root, "eval", name, view, with_depth=True)
+        bar.advance(task)
+        return FrameRecord(camera_to_world=pose, time=time, intrinsics=video.intr, view_set=view_set, **paths)
+
     for index in indices:
         time = video.times[index]
-        for view_id, position in enumerate(eval_arc_positions(arc_position(time, video.config.camera_sweeps))):
-            pose = arc_pose(position, time)
-            view = video.render(pose, index)
-            paths = _save_view_files(root, "eval", f"t{index:05d}_v{view_id}", view, with_depth=True)
-            records.append(FrameRecord(camera_to_world=pose, time=time, intrinsics=video.intr, **paths))
-            bar.advance(task)
-    return records
+        for view_id, position in enumerate(eval_arc_positions(arc_position(time, config.camera_sweeps))):
+            nearby.append(write(f"t{index:05d}_v{view_id}", arc_pose(position, time), time, "nearby"))
+        if not config.novel_views:
+            continue
+        for view_id, novel_time in enumerate(novel_view_times(video.times, index)):
+            pose = arc_pose(arc_position(novel_time, config.camera_sweeps), novel_time, raise_by=NOVEL_RAISE)
+            angle = viewing_angle_degrees(pose, video.poses)
+            if angle < MIN_NOVEL_ANGLE_DEGREES:
+                raise AssertionError(f"novel view of frame {index} is only {angle:.1f} deg from a training camera")
+            novel.append(write(f"t{index:05d}_n{view_id}", pose, novel_time, "novel"))
+    return nearby + novel
 
 
 def flow_statistics(flows: list[FrameFlow], gt_flows: list[np.ndarray], views: list[RenderedView]) -> dict[str, float]:

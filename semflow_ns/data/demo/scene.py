@@ -165,14 +165,15 @@ def intrinsics(width: int, height: int) -> Intrinsics:
     return Intrinsics(fl_x=float(focal), fl_y=float(focal), cx=width / 2, cy=height / 2, w=width, h=height)
 
 
-def arc_pose(position: float, time: float) -> np.ndarray:
+def arc_pose(position: float, time: float, raise_by: float = 0.0) -> np.ndarray:
     """Camera at fraction ``position`` in [0, 1] along the arc, at normalised ``time``: OpenGL camera-to-world [4, 4].
 
-    The arc has radius 1.75 m about the room centre at about 1.2 m height and spans 80 degrees; the height bobs
-    slightly with time; the camera keeps looking at a point just above the floor centre.
+    The arc has radius 1.75 m about the room centre at about 1.2 m height (plus ``raise_by`` metres) and spans
+    80 degrees; the height bobs slightly with time; the camera keeps looking at a point just above the floor centre.
     """
     angle = np.radians(-125.0 + 80.0 * position)
-    eye = np.array([1.75 * np.cos(angle), 1.75 * np.sin(angle), 1.2 + 0.05 * np.sin(3 * np.pi * time)])
+    height = 1.2 + raise_by + 0.05 * np.sin(3 * np.pi * time)
+    eye = np.array([1.75 * np.cos(angle), 1.75 * np.sin(angle), height])
     target = np.array([0.0, 0.2, 0.35])
     return look_at(eye, target)
 
