@@ -54,6 +54,7 @@ from semflow_ns.fields.encoding import PlaneEncodingConfig, SceneNormalizer
 from semflow_ns.fields.radiance_field import RadianceField, RadianceFieldConfig, RadianceSamples
 from semflow_ns.model_components import losses
 from semflow_ns.model_components import metrics as segmentation
+from semflow_ns.model_components.adaptation import AdaptationConfig, freeze_parts, load_parts
 from semflow_ns.model_components.editing import SceneEdit, highlight, removal_keep
 from semflow_ns.model_components.metrics import semantic_metrics
 from semflow_ns.model_components.pose_refinement import (
@@ -132,6 +133,8 @@ class SemanticFlowModelConfig(ModelConfig):
     from, detached trajectory points, so semantic losses reach the scene flow only through the renders from
     warped samples (semantic consistency). True is what the official code does (it detaches the sampled
     features); the frame encoder learns either way."""
+    adaptation: AdaptationConfig = field(default_factory=AdaptationConfig)
+    """Start from another run's frame encoder, attention and semantic heads (scene adaptation)."""
     detach_semantic_weights: bool = False
     """Detach the density weights when rendering logits (False = the paper's density-as-opacity prior)."""
     rgb_loss_mult: float = 3.0
@@ -286,6 +289,10 @@ class SemanticFlowModel(Model):
         self.renderer_depth = DepthRenderer(method="expected")
         self.render_times = RenderTimes(cfg.default_render_time)
         self.semantic_flow_panel = build_panel(self)
+        cfg.adaptation.check()
+        if cfg.adaptation.load_config is not None and cfg.adaptation.freeze:
+            frozen = freeze_parts(self, cfg.adaptation)
+            CONSOLE.print(f"[bold]Semantic Flow:[/bold] {', '.join(cfg.adaptation.freeze)} frozen ({frozen} values)")
 
     # ------------------------------------------------------------------------------------------
     # parameters and callbacks
@@ -309,7 +316,10 @@ class SemanticFlowModel(Model):
             fraction = np.clip(step / max(self.config.proposal_warmup, 1), 0.0, 1.0)
             self.proposal_sampler.set_anneal(float((10.0 * fraction) / (1.0 + 9.0 * fraction)))
 
-        return [
+        callbacks = []
+        if self.config.adaptation.load_config is not None:  # the first step of a new run, never on resuming
+            callbacks.append(TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self._adapt, iters=(0,)))
+        return callbacks + [
             TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], anneal, update_every_num_iters=1),
             TrainingCallback(
                 [TrainingCallbackLocation.AFTER_TRAIN_ITERATION],
@@ -317,6 +327,15 @@ class SemanticFlowModel(Model):
                 update_every_num_iters=1,
             ),
         ]
+
+    def _adapt(self, step: int) -> None:
+        """Loads the parts named by the adaptation options from the source run (see :mod:`adaptation`)."""
+        loaded = load_parts(self, self.config.adaptation, self.class_names)
+        if self.aggregator is not None:
+            self.aggregator.bank.invalidate()
+        CONSOLE.print(
+            f"[bold]Semantic Flow:[/bold] adapting from {self.config.adaptation.load_config}: loaded {'; '.join(loaded)}"
+        )
 
     # ------------------------------------------------------------------------------------------
     # the dynamic query

@@ -53,8 +53,8 @@ class FrameFeatureBank(nn.Module):
     """The video frames and their encoder; gives feature maps for any set of frames.
 
     With gradients enabled (training) features are computed fresh for the requested frames. Without
-    them (evaluation, viewer, rendering) the features of the whole video are computed once and cached
-    until the next training step.
+    them (evaluation, viewer, rendering), or when the encoder is frozen (scene adaptation), the features of
+    the whole video are computed once and cached until the next training step that changes the encoder.
     """
 
     def __init__(self, config: FrameEncoderConfig, frames: UInt8[Tensor, "num_frames H W 3"]) -> None:
@@ -73,7 +73,7 @@ class FrameFeatureBank(nn.Module):
         self._cache = None
 
     def forward(self, frame_ids: Int[Tensor, "num_ids"]) -> Float[Tensor, "num_ids feat_dim h w"]:
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.encoder.parameters()):
             self._cache = None
             return self.encoder(self.images[frame_ids])
         if self._cache is None:

@@ -77,6 +77,12 @@ def trained_run(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture(scope="session")
+def tiny_model_args() -> list[str]:
+    """:data:`TINY_MODEL`, for tests that build the tiny model themselves."""
+    return list(TINY_MODEL)
+
+
+@pytest.fixture(scope="session")
 def tiny_train_command() -> Callable[[int, Path, str], list[str]]:
     """:func:`train_command`, for tests that train runs of their own."""
     return train_command
