@@ -17,7 +17,8 @@ class 0) and, where the scene has objects (instances, else moving classes), the 
 undefined; the per-image scores go to a CSV next to the JSON (``--csv-path``, default ``<output>.csv``), one
 row per image with its split, its position in the split and its 0-based video frame. Held-out views that
 belong to named groups (the demo's ``nearby`` and ``novel`` views) are also averaged per group
-(``results_by_view_set``).
+(``results_by_view_set``). On a demo scene, ``--remove-classes`` / ``--remove-instances`` add ``removal``:
+removing those objects scored against the true background (:mod:`semflow_ns.eval.removal`).
 
 Example::
 
@@ -44,7 +45,7 @@ from nerfstudio.scripts.eval import ComputePSNR
 from nerfstudio.utils.eval_utils import eval_setup
 from rich.console import Console
 
-from semflow_ns.data.scene_format import FrameRecord, SceneFormatError
+from semflow_ns.data.scene_format import FrameRecord, SceneDescription, SceneFormatError, load_scene
 from semflow_ns.data.splits import EvalSource
 from semflow_ns.scripts.runs import RunError, edited_config_file, load_run_config, load_run_scene
 
@@ -153,6 +154,36 @@ class SemanticEval(ComputePSNR):
     """After training on a label subset, also score the frames whose labels were withheld."""
     csv_path: Optional[Path] = None
     """Where the per-image scores go (default: the JSON's path with the suffix .csv)."""
+    remove_classes: tuple[str, ...] = ()
+    """Demo scenes: also score removing these classes from the evaluation views against the true background."""
+    remove_instances: tuple[str, ...] = ()
+    """Demo scenes: the same for instances (names as in transforms.json)."""
+
+    def _check_removal(self, config: TrainerConfig) -> Optional[SceneDescription]:
+        """The run's demo scene when removal is to be scored (names checked), else None."""
+        if not (self.remove_classes or self.remove_instances):
+            return None
+        from semflow_ns.data.demo.edits import demo_world, removable_names
+
+        scene = load_scene(config.pipeline.datamanager.dataparser.data)  # type: ignore[attr-defined]
+        try:
+            classes, instances = removable_names(demo_world(scene)[0])
+        except ValueError as err:
+            raise RunError(f"--remove-classes/--remove-instances: {err}") from err
+        unknown = [c for c in self.remove_classes if c not in classes]
+        unknown += [i for i in self.remove_instances if i not in instances]
+        if unknown:
+            raise RunError(f"cannot remove {unknown}: removable classes are {classes}, instances {instances}")
+        return scene
+
+    def _score_removal(self, scene: SceneDescription) -> dict[str, Any]:
+        from semflow_ns.eval.removal import score_removal
+
+        with edited_config_file(self.load_config, partial(_set_eval_source, source=self.eval_source)) as copy:
+            _, pipeline, _, _ = eval_setup(copy)
+            means, rows = score_removal(pipeline, scene, self.remove_classes, self.remove_instances)
+        removal = {"classes": list(self.remove_classes), "instances": list(self.remove_instances)}
+        return {**removal, "results": means, "per_view": rows}
 
     def _score(self, source: Optional[EvalSource], key: str, video_times: np.ndarray) -> tuple[dict, str]:
         """(metrics, checkpoint) over the images of ``source``; images go to render_output_path/key; the
@@ -170,6 +201,7 @@ class SemanticEval(ComputePSNR):
         config = load_run_config(self.load_config)
         times = load_run_scene(config).video.times.numpy()
         report: dict = {"experiment_name": config.experiment_name, "method_name": config.method_name}
+        removal_scene = self._check_removal(config)
         try:
             frames = _eval_frames(config, self.eval_source)
         except (SceneFormatError, ValueError) as err:
@@ -191,6 +223,8 @@ class SemanticEval(ComputePSNR):
             else:
                 report["results_unlabelled"], _ = self._score("unlabelled", "unlabelled", times)
                 report["frames_unlabelled"] = frame_ids(unlabelled, times)
+        if removal_scene is not None:
+            report["removal"] = self._score_removal(removal_scene)
         return report
 
     def main(self) -> None:
