@@ -79,17 +79,23 @@ def task_args(task: str) -> list[str]:
 
 def model_config(scene: Path, task: str, method: str, steps: Optional[int], output: Path):
     """The trainer config of ``ns-train semantic-flow [model preset] semflow-data --data scene [task preset]``."""
-    from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
-
     preset = MODEL_PRESETS[method]
     model_args = [] if preset is None else shlex.split((CONFIGS / preset).read_text())
-    args = ["semantic-flow", *model_args, "semflow-data", "--data", str(scene), *task_args(task)]
-    config = tyro.cli(AnnotatedBaseConfigUnion, args=args)
+    args = [*model_args, "semflow-data", "--data", str(scene), *task_args(task)]
+    return trainer_config(args, f"{scene.name}-{task}-{method}", steps, output)
+
+
+def trainer_config(args: list[str], experiment: str, steps: Optional[int], output: Path):
+    """The trainer config of ``ns-train semantic-flow ARGS`` on the CPU, into
+    ``output/runs/experiment/semantic-flow/<timestamp>``, without evaluations or checkpoints during training
+    (Trainer.train still saves the last step), so that semflow-eval and the other commands can load it."""
+    from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
+
+    config = tyro.cli(AnnotatedBaseConfigUnion, args=["semantic-flow", *args])
     config.machine.device_type = "cpu"
     config.vis = "tensorboard"
     config.output_dir = output / "runs"
-    config.experiment_name = f"{scene.name}-{task}"
-    config.method_name = method
+    config.experiment_name = experiment
     if steps is not None:
         config.max_num_iterations = steps
     config.steps_per_eval_image = config.steps_per_eval_batch = config.steps_per_eval_all_images = 10**9
@@ -105,10 +111,14 @@ def video_times(scene: Path) -> np.ndarray:
 
 def run_model(scene: Path, task: str, method: str, steps: Optional[int], output: Path) -> dict:
     """Trains one model on a task and scores it on the unlabelled frames."""
+    return train_and_score(model_config(scene, task, method, steps, output), scene)
+
+
+def train_and_score(config, scene: Path) -> dict:
+    """Trains ``config`` (saving its last checkpoint) and scores its evaluation split."""
     from semflow_ns.scripts.eval import score_images
 
     start = time.perf_counter()
-    config = model_config(scene, task, method, steps, output)
     config.set_timestamp()
     config.save_config()
     trainer = config.setup(local_rank=0, world_size=1)
@@ -123,6 +133,7 @@ def run_model(scene: Path, task: str, method: str, steps: Optional[int], output:
         "scores": means,
         "frames": [r["frame"] for r in rows],
         "per_frame": rows,
+        "config": str(config.get_base_dir() / "config.yml"),
     }
 
 

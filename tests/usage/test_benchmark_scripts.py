@@ -104,6 +104,34 @@ def test_task_benchmark_scores_models_and_2d_baselines_on_the_unlabelled_frames(
     models = {r["method"]: r for r in results[:3]}
     assert all(r["steps"] == 3 for r in models.values())
     for method in ("point-head", "semantic-flow-detached"):
-        assert list((tmp_path / "runs").glob(f"*/{method}/*/config.yml")), f"{method} is its own run"
+        assert list((tmp_path / "runs").glob(f"*-{method}/semantic-flow/*/config.yml")), f"{method} is its own run"
     copy, flow = results[3]["scores"], results[4]["scores"]
     assert flow["jf"] > copy["jf"], "on the demo's moving objects, following the flow beats copying the last labels"
+
+
+def test_transfer_benchmark_compares_adapted_and_scratch_runs_and_scores_removal(
+    tmp_path: Path, run_cli, tiny_model_args: list[str]
+):
+    run_cli(
+        sys.executable, str(BENCHMARKS / "benchmark_transfer.py"), "--demo-scale", "0.17", "--full-steps", "3",
+        "--short-steps", "2", f"--model-args={' '.join(tiny_model_args)}", "--output", str(tmp_path),
+    )  # fmt: skip
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["source"]["steps"] == 3
+    runs = {r["name"]: r for r in results["adaptation"]}
+    assert list(runs) == ["scratch-2", "adapted-2", "scratch-full"]
+    assert [runs[n]["steps"] for n in runs] == [2, 2, 3]
+    for run in runs.values():  # tracking-50 on the 8-frame target: scored on frames 4-7
+        assert run["frames"] == [4, 5, 6, 7] and 0.0 <= run["scores"]["jf"] <= 1.0
+    adapted = yaml_config(Path(runs["adapted-2"]["config"]))
+    assert adapted.pipeline.model.adaptation.load_config == Path(results["source"]["config"])
+    assert [r["remove"] for r in results["removal"]] == ["class:ball", "instance:cube"]
+    for removal in results["removal"]:
+        assert set(removal["by_view_set"]) == {"nearby", "novel"}
+        assert removal["scores"]["rest_psnr_unchanged"] > removal["scores"]["rest_psnr"]
+
+
+def yaml_config(path: Path):
+    import yaml
+
+    return yaml.load(path.read_text(), Loader=yaml.Loader)
