@@ -8,9 +8,10 @@ Trainer, with the same data (the demo scene unless --data is given). Reported pe
 - peak resident memory of the process;
 - for semantic-flow, held-out PSNR / SSIM / mIoU / foreground mIoU / accuracies on the scene's evaluation
   views at regular wall-clock times, over all views and per view set (the demo: ``nearby`` views on the
-  training arc, ``novel`` views above it, some between frame times), and the total wall time of the run. Wall times leave out the benchmark's
-  own evaluations (setup, data loading and training are in), so they are what a plain `ns-train`
-  run of as many steps takes; the evaluations' time, the last one included, is reported separately.
+  training arc, ``novel`` views above it, some between frame times), and the total wall time of the run.
+  Wall times leave out the benchmark's own evaluations (setup, data loading and training are in), so they
+  are what a plain `ns-train` run of as many steps takes; the evaluations' time, the last one included, is
+  reported separately.
 
     python benchmarks/benchmark_training.py                        # full default run (~20 min on 2 cores)
     python benchmarks/benchmark_training.py --nerfacto-steps 0     # semantic-flow only

@@ -94,6 +94,7 @@ def score_removals(config_path: Path, scene: Path, removals: tuple[str, ...]) ->
 
     from semflow_ns.data.scene_format import load_scene
     from semflow_ns.eval.removal import mean_scores, score_removal
+    from semflow_ns.scripts.eval import means_by_view_set
 
     _, pipeline, _, _ = eval_setup(config_path)
     results = []
@@ -103,7 +104,7 @@ def score_removals(config_path: Path, scene: Path, removals: tuple[str, ...]) ->
             raise SystemExit(f"--remove {spec!r}: expected class:NAME or instance:NAME")
         edit = {"classes": [name]} if kind == "class" else {"instances": [name]}
         _, rows = score_removal(pipeline, load_scene(scene), **edit)
-        by_set = {s: mean_scores([r for r in rows if r["view_set"] == s]) for s in sorted({r["view_set"] for r in rows})}
+        by_set = means_by_view_set(rows, mean_scores)
         results.append({"remove": spec, "scores": mean_scores(rows), "by_view_set": by_set, "per_view": rows})
     return results
 

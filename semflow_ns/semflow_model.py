@@ -318,7 +318,9 @@ class SemanticFlowModel(Model):
 
         callbacks = []
         if self.config.adaptation.load_config is not None:  # the first step of a new run, never on resuming
-            callbacks.append(TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self._adapt, iters=(0,)))
+            callbacks.append(
+                TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self._adapt, iters=(0,))
+            )
         return callbacks + [
             TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], anneal, update_every_num_iters=1),
             TrainingCallback(
@@ -333,9 +335,8 @@ class SemanticFlowModel(Model):
         loaded = load_parts(self, self.config.adaptation, self.class_names)
         if self.aggregator is not None:
             self.aggregator.bank.invalidate()
-        CONSOLE.print(
-            f"[bold]Semantic Flow:[/bold] adapting from {self.config.adaptation.load_config}: loaded {'; '.join(loaded)}"
-        )
+        source = self.config.adaptation.load_config
+        CONSOLE.print(f"[bold]Semantic Flow:[/bold] adapting from {source}: loaded {'; '.join(loaded)}")
 
     # ------------------------------------------------------------------------------------------
     # the dynamic query

@@ -19,8 +19,10 @@ EXPECTED = {
     "ablation-no-attention.txt": lambda c: c.pipeline.model.attention.enabled is False,
     "window-5.txt": lambda c: c.pipeline.model.scene_flow.window == 5,
     "trajectory-detached.txt": lambda c: c.pipeline.model.detach_trajectory_features is True,
-    "adaptation.txt": lambda c: c.max_num_iterations == 500
-    and c.pipeline.model.adaptation.parts == ("frame-encoder", "attention", "semantic-heads"),
+    "adaptation.txt": lambda c: (
+        c.max_num_iterations == 500
+        and c.pipeline.model.adaptation.parts == ("frame-encoder", "attention", "semantic-heads")
+    ),
 }
 TASKS = {
     "tracking-25.txt": "first:25%",

@@ -2,7 +2,7 @@
 
 For each view the model renders the view twice, as it is and with the chosen classes / instances removed
 (the same edit as the viewer and ``semflow-render``), and the demo generator renders the true view without
-those objects (:func:`semflow_ns.data.demo.edits.render_without`). The view's pixels split in two:
+those objects (:func:`semflow_ns.data.demo.edits.removal_renderer`). The view's pixels split in two:
 
 - **revealed**: pixels that showed a removed object in the original view. The edited render is compared with
   the true background there (``revealed_psnr``, ``revealed_ssim``);
@@ -25,8 +25,8 @@ from nerfstudio.pipelines.base_pipeline import Pipeline
 from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from semflow_ns.data.demo.edits import render_without
-from semflow_ns.data.scene_format import SceneDescription, read_label_image
+from semflow_ns.data.demo.edits import removal_renderer
+from semflow_ns.data.scene_format import FrameRecord, SceneDescription, read_label_image
 from semflow_ns.model_components.edit_names import EditRequest, resolve_edit
 from semflow_ns.model_components.editing import SceneEdit
 
@@ -47,9 +47,8 @@ def masked_ssim(a: Tensor, b: Tensor, mask: Tensor) -> float:
     return float(full[0].mean(dim=0)[mask].mean())  # type: ignore[index]
 
 
-def removed_mask(scene: SceneDescription, frame_index: int, edit: SceneEdit, frames) -> np.ndarray:
+def removed_mask(frame: FrameRecord, edit: SceneEdit) -> np.ndarray:
     """Pixels of a held-out view whose ground-truth class or instance is removed."""
-    frame = frames[frame_index]
     mask = np.zeros((frame.intrinsics.h, frame.intrinsics.w), dtype=bool)
     if frame.semantics is not None and edit.removed_classes:
         mask |= np.isin(read_label_image(frame.semantics), sorted(edit.removed_classes))
@@ -77,18 +76,19 @@ def score_removal(
     names = {i.id: i.name for i in scene.instances}
     instance_names = [names[i] for i in sorted(edit.removed_instances)]
     class_names = [model.class_names[c] for c in sorted(edit.removed_classes)]
+    render_truth = removal_renderer(scene, class_names, instance_names)  # checks the names before rendering
     rows = []
     model.eval()
     for camera, batch in datamanager.fixed_indices_eval_dataloader:  # type: ignore[attr-defined]
         index = int(batch["image_idx"])
         frame = frames[index]
-        truth_view = render_without(scene, frame, class_names, instance_names)  # checks the names first
+        truth_view = render_truth(frame)
         model.edit = SceneEdit()
         original = model.get_outputs_for_camera(camera=camera)["rgb"].cpu()
         model.edit = edit
         edited = model.get_outputs_for_camera(camera=camera)["rgb"].cpu()
         truth = torch.from_numpy(truth_view.rgb).float() / 255.0
-        revealed = torch.from_numpy(removed_mask(scene, index, edit, frames))
+        revealed = torch.from_numpy(removed_mask(frame, edit))
         rest = ~revealed
         row: dict[str, Any] = {"image": index, "time": frame.time, "view_set": frame.view_set}
         row["revealed_pixels"] = int(revealed.sum())

@@ -84,7 +84,9 @@ def class_rows(target: list[str], source: list[str], class_map: str) -> list[int
     """
     renames = class_renames(class_map)
     wanted = [renames.get(name, name) for name in target]
-    missing = [f"{t!r}" + (f" (as {w!r})" if w != t else "") for t, w in zip(target, wanted) if w not in source]
+    missing = [
+        f"{t!r}" + (f" (as {w!r})" if w != t else "") for t, w in zip(target, wanted, strict=True) if w not in source
+    ]
     if missing:
         raise AdaptationError(
             f"adaptation: the source run has no class for {', '.join(missing)}. Source classes: {source}; this "

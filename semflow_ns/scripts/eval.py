@@ -28,7 +28,8 @@ Example::
 import csv
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -125,10 +126,14 @@ def score_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
     return [k for k in rows[0] if k not in ("image", "frame", "time", "view_set")] if rows else []
 
 
-def means_by_view_set(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Means (as :func:`mean_scores`) of the rows of each named view set (held-out views only; empty without)."""
+def means_by_view_set(
+    rows: Sequence[dict[str, Any]], mean: Optional[Callable[[Sequence[dict[str, Any]]], dict[str, float]]] = None
+) -> dict[str, dict[str, float]]:
+    """``mean`` (default: :func:`mean_scores` over :func:`score_keys`) of the rows of each named view set
+    (held-out views only; empty without)."""
+    mean = mean if mean is not None else (lambda group: mean_scores(group, score_keys(rows)))
     sets = sorted({r["view_set"] for r in rows if r.get("view_set")})
-    return {name: mean_scores([r for r in rows if r.get("view_set") == name], score_keys(rows)) for name in sets}
+    return {name: mean([r for r in rows if r.get("view_set") == name]) for name in sets}
 
 
 def write_csv(path: Path, splits: dict[str, list[dict[str, Any]]]) -> None:
@@ -140,7 +145,9 @@ def write_csv(path: Path, splits: dict[str, list[dict[str, Any]]]) -> None:
         for split, rows in splits.items():
             for row in rows:
                 scores = ["" if row.get(k) is None else f"{float(row[k]):.6g}" for k in SCORE_COLUMNS]
-                writer.writerow([split, row["image"], row["frame"], f"{row['time']:.6g}", row.get("view_set", ""), *scores])
+                writer.writerow(
+                    [split, row["image"], row["frame"], f"{row['time']:.6g}", row.get("view_set", ""), *scores]
+                )
 
 
 @dataclass
@@ -163,38 +170,42 @@ class SemanticEval(ComputePSNR):
         """The run's demo scene when removal is to be scored (names checked), else None."""
         if not (self.remove_classes or self.remove_instances):
             return None
-        from semflow_ns.data.demo.edits import demo_world, removable_names
+        from semflow_ns.data.demo.edits import removal_renderer
 
         scene = load_scene(config.pipeline.datamanager.dataparser.data)  # type: ignore[attr-defined]
         try:
-            classes, instances = removable_names(demo_world(scene)[0])
+            removal_renderer(scene, self.remove_classes, self.remove_instances)
         except ValueError as err:
             raise RunError(f"--remove-classes/--remove-instances: {err}") from err
-        unknown = [c for c in self.remove_classes if c not in classes]
-        unknown += [i for i in self.remove_instances if i not in instances]
-        if unknown:
-            raise RunError(f"cannot remove {unknown}: removable classes are {classes}, instances {instances}")
         return scene
 
-    def _score_removal(self, scene: SceneDescription) -> dict[str, Any]:
-        from semflow_ns.eval.removal import score_removal
+    def _score_removal(self, pipeline: Pipeline, scene: SceneDescription) -> dict[str, Any]:
+        from semflow_ns.eval import removal
 
-        with edited_config_file(self.load_config, partial(_set_eval_source, source=self.eval_source)) as copy:
-            _, pipeline, _, _ = eval_setup(copy)
-            means, rows = score_removal(pipeline, scene, self.remove_classes, self.remove_instances)
-        removal = {"classes": list(self.remove_classes), "instances": list(self.remove_instances)}
-        return {**removal, "results": means, "per_view": rows}
+        means, rows = removal.score_removal(pipeline, scene, self.remove_classes, self.remove_instances)
+        return {
+            "classes": list(self.remove_classes),
+            "instances": list(self.remove_instances),
+            "results": means,
+            "by_view_set": means_by_view_set(rows, removal.mean_scores),
+            "per_view": rows,
+        }
 
-    def _score(self, source: Optional[EvalSource], key: str, video_times: np.ndarray) -> tuple[dict, str]:
-        """(metrics, checkpoint) over the images of ``source``; images go to render_output_path/key; the
-        per-image rows are kept in ``self._rows[key]``."""
+    @contextmanager
+    def _pipeline(self, source: Optional[EvalSource]) -> Iterator[tuple[Pipeline, str]]:
+        """The run's pipeline (and checkpoint) with the evaluation images of ``source``."""
+        with edited_config_file(self.load_config, partial(_set_eval_source, source=source)) as copy:
+            _, pipeline, checkpoint, _ = eval_setup(copy)
+            yield pipeline, str(checkpoint)
+
+    def _score(self, pipeline: Pipeline, key: str, video_times: np.ndarray) -> dict:
+        """Metrics over the pipeline's evaluation images; images go to render_output_path/key; the per-image rows
+        are kept in ``self._rows[key]``."""
         output = None if self.render_output_path is None else self.render_output_path / key
         if output is not None:
             output.mkdir(parents=True, exist_ok=True)
-        with edited_config_file(self.load_config, partial(_set_eval_source, source=source)) as copy:
-            _, pipeline, checkpoint, _ = eval_setup(copy)
-            metrics, self._rows[key] = score_images(pipeline, video_times, output)
-        return metrics, str(checkpoint)
+        metrics, self._rows[key] = score_images(pipeline, video_times, output)
+        return metrics
 
     def report(self) -> dict:
         """The JSON content: ns-eval's keys, the evaluated frames, and the unlabelled-frame scores."""
@@ -207,7 +218,10 @@ class SemanticEval(ComputePSNR):
         except (SceneFormatError, ValueError) as err:
             raise RunError(f"--eval-source {self.eval_source}: {err}") from err
         self._rows: dict[str, list[dict[str, Any]]] = {}
-        report["results"], report["checkpoint"] = self._score(self.eval_source, "eval", times)
+        with self._pipeline(self.eval_source) as (pipeline, checkpoint):
+            report["results"], report["checkpoint"] = self._score(pipeline, "eval", times), checkpoint
+            if removal_scene is not None:
+                report["removal"] = self._score_removal(pipeline, removal_scene)
         report["frames"] = frame_ids(frames, times)
         by_set = means_by_view_set(self._rows["eval"])
         if by_set:
@@ -221,10 +235,9 @@ class SemanticEval(ComputePSNR):
             except (SceneFormatError, ValueError) as err:
                 report["results_unlabelled"], report["note_unlabelled"] = None, str(err)
             else:
-                report["results_unlabelled"], _ = self._score("unlabelled", "unlabelled", times)
+                with self._pipeline("unlabelled") as (pipeline, _):
+                    report["results_unlabelled"] = self._score(pipeline, "unlabelled", times)
                 report["frames_unlabelled"] = frame_ids(unlabelled, times)
-        if removal_scene is not None:
-            report["removal"] = self._score_removal(removal_scene)
         return report
 
     def main(self) -> None:

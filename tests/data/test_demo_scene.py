@@ -134,7 +134,9 @@ def test_nearby_views_sit_on_the_arc_and_novel_views_far_from_every_training_cam
     assert tiny_scene.eval_frames == nearby + novel and len(nearby) == len(novel) == 4
     assert [f.image.name for f in novel] == ["t00002_n0.png", "t00002_n1.png", "t00006_n0.png", "t00006_n1.png"]
     # at frames 2 and 6, then halfway to the next frame: times no training frame has
-    assert [f.time for f in novel] == pytest.approx([times[2], (times[2] + times[3]) / 2, times[6], (times[6] + times[7]) / 2])
+    assert [f.time for f in novel] == pytest.approx(
+        [times[2], (times[2] + times[3]) / 2, times[6], (times[6] + times[7]) / 2]
+    )
     for frame in nearby:  # the same height as the arc, within one arc step of a training camera
         assert viewing_angle_degrees(frame.camera_to_world, training) < 10.0
     for frame in novel:

@@ -100,7 +100,9 @@ def test_eval_view_set_keeps_one_group_of_held_out_views(tiny_scene: Path) -> No
     nearby = parse(tiny_scene, "test", eval_view_set="nearby").image_filenames
     assert [p.name for p in novel] == ["t00002_n0.png", "t00002_n1.png", "t00006_n0.png", "t00006_n1.png"]
     assert [*nearby, *novel] == every and all(p.name.endswith(("_v0.png", "_v1.png")) for p in nearby)
-    with pytest.raises(SceneFormatError, match=r"no held-out view has view_set 'far' \(the scene's view sets: nearby, novel\)"):
+    with pytest.raises(
+        SceneFormatError, match=r"no held-out view has view_set 'far' \(the scene's view sets: nearby, novel\)"
+    ):
         parse(tiny_scene, "val", eval_view_set="far")
 
 

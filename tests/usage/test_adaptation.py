@@ -91,7 +91,9 @@ def test_first_step_loads_the_scene_independent_parts(pipeline_of, trained_run: 
         assert torch.equal(weight[:num_classes], source.state[f"{name}.mlp.layers.2.weight"][:num_classes])
         # the instance logits belong to the source scene: the new run keeps its own initialisation
         assert torch.equal(weight[num_classes:], before[f"{name}.mlp.layers.2.weight"][num_classes:])
-    assert not torch.equal(head_out(fresh, "semantic_head")[:num_classes], head_out(model, "semantic_head")[:num_classes])
+    assert not torch.equal(
+        head_out(fresh, "semantic_head")[:num_classes], head_out(model, "semantic_head")[:num_classes]
+    )
 
 
 def test_renamed_classes_need_a_class_map(pipeline_of, trained_run: Path, other_scene: Path, tmp_path: Path) -> None:
@@ -112,7 +114,9 @@ def test_renamed_classes_need_a_class_map(pipeline_of, trained_run: Path, other_
     )  # fmt: skip
     run_callbacks(renamed, 0)
     source = read_source(trained_run)
-    assert torch.equal(head_out(renamed.model, "semantic_head")[2], source.state["semantic_head.mlp.layers.2.weight"][2])
+    assert torch.equal(
+        head_out(renamed.model, "semantic_head")[2], source.state["semantic_head.mlp.layers.2.weight"][2]
+    )
 
 
 def test_frozen_parts_do_not_train(pipeline_of, trained_run: Path, other_scene: Path) -> None:
@@ -132,7 +136,7 @@ def test_frozen_parts_do_not_train(pipeline_of, trained_run: Path, other_scene: 
         optimizer.zero_grad()
         sum(loss_dict.values()).backward()
         optimizer.step()
-    assert all(torch.equal(a, p) for a, p in zip(before, frozen))
+    assert all(torch.equal(a, p) for a, p in zip(before, frozen, strict=True))
     assert not torch.equal(head_before, head_out(model, "semantic_head")), "the unfrozen heads still train"
 
 
@@ -144,7 +148,9 @@ def test_point_head_model_has_no_flow_parts(pipeline_of, trained_run: Path, othe
         )  # fmt: skip
 
 
-def test_ns_train_adapts_with_the_preset(trained_run: Path, other_scene: Path, tmp_path: Path, tiny_train_command, run_cli):
+def test_ns_train_adapts_with_the_preset(
+    trained_run: Path, other_scene: Path, tmp_path: Path, tiny_train_command, run_cli
+):
     preset = shlex.split((CONFIGS / "adaptation.txt").read_text())
     command = tiny_train_command(3, tmp_path, "adapted")
     # the preset right after the method name; the tiny run's own --max-num-iterations (later) wins

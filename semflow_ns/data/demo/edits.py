@@ -5,7 +5,7 @@ shadows or inter-reflections, so nothing else changes). This scores what a model
 object (``semflow_ns.eval.removal``).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from semflow_ns.data.demo.config import DEMO_VERSION, DemoSceneConfig
 from semflow_ns.data.demo.render import RenderedView, render_view
@@ -38,14 +38,11 @@ def demo_world(scene: SceneDescription) -> tuple[DemoWorld, DemoSceneConfig]:
     return build_world(config.seed), config
 
 
-def render_without(
-    scene: SceneDescription,
-    frame: FrameRecord,
-    classes: Sequence[str] = (),
-    instances: Sequence[str] = (),
-) -> RenderedView:
-    """``frame`` (its camera, intrinsics and time) of the demo ``scene`` with the named classes and instances
-    removed from the world.
+def removal_renderer(
+    scene: SceneDescription, classes: Sequence[str] = (), instances: Sequence[str] = ()
+) -> Callable[[FrameRecord], RenderedView]:
+    """A function that renders a view of the demo ``scene`` (its camera, intrinsics and time) with the named
+    classes and instances removed from the world. The world is rebuilt and the names are checked once, here.
 
     Raises:
         ValueError: not a demo scene of this version, or a name that is not a removable class or instance
@@ -55,8 +52,13 @@ def render_without(
     class_names, instance_names = removable_names(world)
     unknown = [c for c in classes if c not in class_names] + [i for i in instances if i not in instance_names]
     if unknown:
-        raise ValueError(
-            f"cannot remove {unknown}: removable classes are {class_names}, instances {instance_names}"
-        )
-    kept = tuple(b for b in world.bodies if b.class_name not in classes and b.name not in instances)
-    return render_view(DemoWorld(kept), frame.camera_to_world, frame.intrinsics, frame.time, config.supersample)
+        raise ValueError(f"cannot remove {unknown}: removable classes are {class_names}, instances {instance_names}")
+    kept = DemoWorld(tuple(b for b in world.bodies if b.class_name not in classes and b.name not in instances))
+    return lambda frame: render_view(kept, frame.camera_to_world, frame.intrinsics, frame.time, config.supersample)
+
+
+def render_without(
+    scene: SceneDescription, frame: FrameRecord, classes: Sequence[str] = (), instances: Sequence[str] = ()
+) -> RenderedView:
+    """One view of :func:`removal_renderer`."""
+    return removal_renderer(scene, classes, instances)(frame)
