@@ -154,6 +154,22 @@ def read_label_image(path: Path) -> np.ndarray:
         return np.asarray(image).astype(np.int64)
 
 
+MOTION_UNKNOWN = 128
+"""Motion-mask value of pixels whose motion is unknown (0: static, 255: moving)."""
+
+
+def motion_levels(mask: np.ndarray) -> np.ndarray:
+    """float32 motion of an 8-bit motion mask: 1 moving (> 170), 0 static (< 85), -1 unknown (in between).
+
+    Binary 0/255 masks read as moving/static; flow-estimated masks (``semflow-process-data``) also mark
+    pixels whose motion they cannot tell with ``MOTION_UNKNOWN``.
+    """
+    out = np.full(mask.shape, -1.0, dtype=np.float32)
+    out[mask > 170] = 1.0
+    out[mask < 85] = 0.0
+    return out
+
+
 def write_label_image(path: Path, ids: np.ndarray) -> None:
     """Writes an id map as an 8-bit PNG when ids < 256, else as 16-bit."""
     ids = np.asarray(ids)

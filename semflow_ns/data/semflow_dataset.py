@@ -15,7 +15,7 @@ from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 
-from semflow_ns.data.scene_format import FrameRecord, read_flow, read_label_image
+from semflow_ns.data.scene_format import FrameRecord, motion_levels, read_flow, read_label_image
 from semflow_ns.data.video import SceneInfo
 
 IGNORE_ID = -1
@@ -71,8 +71,8 @@ class SemanticFlowDataset(InputDataset):
         if frame.motion_mask is None:
             return torch.full((height, width, 1), -1.0)
         with Image.open(frame.motion_mask) as image:
-            mask = np.asarray(image.convert("L").resize((width, height), Image.Resampling.NEAREST)) > 127
-        return torch.from_numpy(mask.astype(np.float32))[..., None]
+            mask = np.asarray(image.convert("L").resize((width, height), Image.Resampling.NEAREST))
+        return torch.from_numpy(motion_levels(mask))[..., None]
 
     def get_metadata(self, data: dict) -> dict[str, torch.Tensor]:
         image_idx = data["image_idx"]

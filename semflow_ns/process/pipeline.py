@@ -79,6 +79,10 @@ class ProcessOptions:
     approximate_poses); sfm-only: fail."""
     flow_preset: Literal["ultrafast", "fast", "medium"] = "medium"
     """OpenCV DIS optical-flow preset."""
+    motion_masks: Literal["flow", "labels", "none"] = "flow"
+    """Moving pixels of the frames that train without labels. flow: estimated on every frame from the optical
+    flow against the background's motion (never from the labels, so label subsets stay honest); labels: the
+    moving classes of the labels (withheld together with them); none: no motion masks."""
     num_threads: int = 0
     """CPU threads for SfM and flow (0: all cores)."""
     overwrite: bool = False
@@ -111,6 +115,10 @@ class ProcessReport:
     """SfM: mean reprojection error; rotation-only: mean residual of the static tracks under the pair rotations."""
     points: Optional[int] = None
     flow_consistent_fraction: float = 0.0
+    motion_masks: str = "none"
+    """Where the motion masks came from: flow, labels or none."""
+    moving_fraction: Optional[float] = None
+    """flow motion masks: mean fraction of pixels marked moving (static and unknown are the rest)."""
     seconds: dict[str, float] = field(default_factory=dict)
 
 

@@ -32,6 +32,7 @@ from semflow_ns.data.scene_format import (
 from semflow_ns.data.scene_geometry import bounds_from_points, forward_facing_normalization, unbounded_scene_range
 from semflow_ns.process.frames import InputFrame, frame_times
 from semflow_ns.process.label_input import Labels
+from semflow_ns.process.motion import motion_mask
 from semflow_ns.process.pose_chain import ChainInputs, estimate_poses
 from semflow_ns.process.poses_input import DEFAULT_BOUNDS, SuppliedPoses
 
@@ -205,18 +206,32 @@ def _flows(root: Path, geometry: Geometry, options: "ProcessOptions", report: "P
                 masks.append(mask.ravel())
     report.flow_consistent_fraction = float(np.concatenate(masks).mean())
     report.seconds["flow"] = time.perf_counter() - start
+    if options.motion_masks == "flow" and len(flows) > 1:
+        start = time.perf_counter()
+        moving = []
+        for i, frame in enumerate(geometry.frames):
+            out[i]["motion_mask"] = root / "motion_masks" / f"{frame.name}.png"
+            out[i]["motion_mask"].parent.mkdir(parents=True, exist_ok=True)
+            values = motion_mask(flows, i)
+            Image.fromarray(values).save(out[i]["motion_mask"])
+            moving.append(float((values == 255).mean()))
+        report.motion_masks, report.moving_fraction = "flow", float(np.mean(moving))
+        report.seconds["motion_masks"] = time.perf_counter() - start
     return out
 
 
-def _label_files(root: Path, name: str, labels: Labels, index: int) -> dict[str, Path]:
+def _label_files(root: Path, name: str, labels: Labels, index: int, motion: bool) -> dict[str, Path]:
+    """Label images of one frame, and with ``motion`` its motion mask made from the moving classes."""
     ids = labels.semantics[index]
     if ids is None:
         return {}
-    out = {"semantics": root / "semantics" / f"{name}.png", "motion_mask": root / "motion_masks" / f"{name}.png"}
+    out = {"semantics": root / "semantics" / f"{name}.png"}
     write_label_image(out["semantics"], ids)
-    moving = np.isin(ids, [i for i, c in enumerate(labels.classes) if c.dynamic])
-    out["motion_mask"].parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(moving.astype(np.uint8) * 255).save(out["motion_mask"])
+    if motion:
+        out["motion_mask"] = root / "motion_masks" / f"{name}.png"
+        moving = np.isin(ids, [i for i, c in enumerate(labels.classes) if c.dynamic])
+        out["motion_mask"].parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(moving.astype(np.uint8) * 255).save(out["motion_mask"])
     if labels.instance_ids is not None and labels.instance_ids[index] is not None:
         out["instances"] = root / "instances" / f"{name}.png"
         write_label_image(out["instances"], labels.instance_ids[index])
@@ -241,18 +256,20 @@ def write_scene(
     ):
         extra: dict[str, Path] = dict(flows[i])
         if labels is not None:
-            extra.update(_label_files(root, frame.name, labels, geometry.kept[i]))
+            extra.update(_label_files(root, frame.name, labels, geometry.kept[i], options.motion_masks == "labels"))
         pose, intr = geometry.camera_to_world[i], geometry.intrinsics[i]
         frames.append(FrameRecord(image=image, camera_to_world=pose, time=time_, intrinsics=intr, **extra))
     classes = labels.classes if labels is not None else [SemanticClass("background", (0, 0, 0))]
     report.frames = len(frames)
+    if options.motion_masks == "labels" and labels is not None:
+        report.motion_masks = "labels"
     report.labelled_frames = sum(f.semantics is not None for f in frames)
     report.classes = [c.name + (" (moving)" if c.dynamic else "") for c in classes]
     meta = {"processing": _json_ready(report), "applied_transform": geometry.transform.tolist()}
     meta["source"] = str(options.video or options.images)
     scene = SceneDescription(
         root, classes, frames, instances=labels.instances if labels is not None else [], scene_box=geometry.scene_box,
-        near=geometry.near, far=geometry.far, extra=meta, unbounded=True, motion_masks_from_labels=labels is not None,
+        near=geometry.near, far=geometry.far, extra=meta, unbounded=True, motion_masks_from_labels=report.motion_masks == "labels",
         approximate_poses=report.approximate_poses,
     )  # fmt: skip
     save_scene(scene)

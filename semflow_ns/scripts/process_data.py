@@ -31,6 +31,12 @@ POSE_STEP_NAMES = {
 }
 
 
+def _motion_row(report: ProcessReport) -> str:
+    if report.motion_masks == "flow":
+        return f"from the optical flow ({100 * (report.moving_fraction or 0):.1f} % of pixels moving)"
+    return {"labels": "from the labels' moving classes", "none": "none"}[report.motion_masks]
+
+
 def _attempt(entry: dict, frames: int) -> str:
     status = "used" if entry.get("error") is None else "too few"
     return f"{entry['step']} {entry['registered']}/{frames} in {entry['seconds']:.1f} s ({status})"
@@ -62,6 +68,7 @@ def print_report(report: ProcessReport, console: Console) -> None:
         ),
         ("SfM points", "-" if report.points is None else str(report.points)),
         ("flow forward-backward consistent", f"{100 * report.flow_consistent_fraction:.1f} % of pixels"),
+        ("motion masks", _motion_row(report)),
         ("labelled frames", f"{report.labelled_frames} / {report.frames}"),
         ("classes", ", ".join(report.classes)),
         ("time", ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())),

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from semflow_ns.data.scene_format import SCENE_FILE, load_scene, read_flow, read_label_image
+from semflow_ns.data.scene_format import MOTION_UNKNOWN, SCENE_FILE, load_scene, read_flow, read_label_image
 from semflow_ns.data.semflow_dataparser import SemanticFlowDataParserConfig
 from semflow_ns.data.semflow_dataset import IGNORE_ID, SemanticFlowDataset
 
@@ -82,6 +82,7 @@ def test_first_and_last_frames_miss_one_flow_direction(train_set: SemanticFlowDa
 def test_unlabelled_frame_uses_ignore_ids_and_its_motion_mask(scene_copy: Path) -> None:
     mask = np.zeros((H, W), dtype=np.uint8)
     mask[5:15, 10:20] = 255
+    mask[0:3, :] = MOTION_UNKNOWN  # a flow-estimated mask marks pixels of unknown motion
     Image.fromarray(mask).save(scene_copy / "motion_00002.png")
 
     def change(meta: dict[str, Any]) -> None:
@@ -97,7 +98,8 @@ def test_unlabelled_frame_uses_ignore_ids_and_its_motion_mask(scene_copy: Path) 
     for item in (with_mask, without_mask):
         assert item["semantics"].shape == (H, W, 1) and bool(torch.all(item["semantics"] == IGNORE_ID))
         assert item["instances"].shape == (H, W, 1) and bool(torch.all(item["instances"] == IGNORE_ID))
-    np.testing.assert_array_equal(with_mask["motion"][..., 0].numpy(), (mask > 127).astype(np.float32))
+    expected = np.where(mask == MOTION_UNKNOWN, -1.0, (mask > 127).astype(np.float32))
+    np.testing.assert_array_equal(with_mask["motion"][..., 0].numpy(), expected)
     assert (without_mask["motion"] == -1).all()  # unknown: neither labels nor a motion mask
     dynamic = data.info.dynamic_class_ids
     np.testing.assert_array_equal(labelled["motion"].numpy(), np.isin(labelled["semantics"].numpy(), dynamic))

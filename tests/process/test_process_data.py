@@ -4,8 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from semflow_ns.data.scene_format import load_scene, read_label_image
+from semflow_ns.data.scene_format import MOTION_UNKNOWN, load_scene, read_label_image
 from semflow_ns.data.semflow_dataparser import SemanticFlowDataParserConfig
 
 
@@ -25,7 +26,7 @@ def test_frames_masks_and_transforms_json(demo_inputs, cli, snapshot, tmp_path: 
     assert snapshot(demo_inputs.root) == before and not list(tmp_path.glob(".*"))
     assert "frames written" in text and "flow forward-backward consistent" in text
     scene = load_scene(out)
-    assert scene.unbounded and scene.motion_masks_from_labels and len(scene.frames) == 6
+    assert scene.unbounded and not scene.motion_masks_from_labels and len(scene.frames) == 6
     assert [(c.name, c.dynamic) for c in scene.classes] == [("background", False), ("object", True)]
     assert [f.time for f in scene.frames] == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     assert [f.image.name for f in scene.frames] == [f"frame_{i:03d}.png" for i in range(6)]
@@ -33,16 +34,38 @@ def test_frames_masks_and_transforms_json(demo_inputs, cli, snapshot, tmp_path: 
     ids = read_label_image(scene.frames[3].semantics)
     expected = np.isin(read_label_image(demo_inputs.scene.frames[3].semantics), demo_inputs.scene.dynamic_class_ids)
     np.testing.assert_array_equal(ids, expected)
-    assert all(f.motion_mask is not None for f in scene.frames)
+    assert all(f.motion_mask is not None for f in scene.frames)  # estimated from the flow, not the labels
+    for frame in scene.frames:
+        with Image.open(frame.motion_mask) as image:
+            assert set(np.unique(np.asarray(image)).tolist()) <= {0, MOTION_UNKNOWN, 255}
     assert scene.frames[0].flow_bwd is None and all(f.flow_fwd is not None for f in scene.frames[:-1])
     report = scene.extra["processing"]
     assert report["frames"] == 6 and 0 < report["flow_consistent_fraction"] <= 1 and report["registered"] is None
+    assert report["motion_masks"] == "flow" and 0 <= report["moving_fraction"] < 1
     box = scene.scene_box
     centres = np.stack([f.camera_to_world[:3, 3] for f in scene.frames])
     assert box is not None and np.all(box[0] < centres.min(0)) and np.all(box[1] > centres.max(0))
     assert scene.near is not None and scene.far is not None and 0 < scene.near < scene.far
     outputs = SemanticFlowDataParserConfig(data=out).setup().get_dataparser_outputs("train")
     assert outputs.metadata["semflow_scene"].unbounded
+
+
+def test_motion_masks_from_labels_or_none(demo_inputs, cli, tmp_path: Path) -> None:
+    common = ("--images", str(demo_inputs.frames), "--labels", str(demo_inputs.masks),
+              "--poses", str(demo_inputs.root / "transforms.json"), "--bounds", "0.4", "9")  # fmt: skip
+    code, text = cli(*common, "--motion-masks", "labels", "--output", str(tmp_path / "labels"))
+    assert code == 0, text
+    scene = load_scene(tmp_path / "labels")
+    assert scene.motion_masks_from_labels and scene.extra["processing"]["motion_masks"] == "labels"
+    frame = scene.frames[3]
+    assert frame.motion_mask is not None and frame.semantics is not None
+    with Image.open(frame.motion_mask) as image:
+        np.testing.assert_array_equal(np.asarray(image) > 127, read_label_image(frame.semantics) == 1)
+    code, text = cli(*common, "--motion-masks", "none", "--output", str(tmp_path / "none"))
+    assert code == 0, text
+    scene = load_scene(tmp_path / "none")
+    assert all(f.motion_mask is None for f in scene.frames) and not scene.motion_masks_from_labels
+    assert scene.extra["processing"]["motion_masks"] == "none" and not (tmp_path / "none" / "motion_masks").exists()
 
 
 def test_id_labels_with_class_names_and_llff_poses(demo_inputs, cli, tmp_path: Path) -> None:

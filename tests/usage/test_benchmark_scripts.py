@@ -135,3 +135,19 @@ def yaml_config(path: Path):
     import yaml
 
     return yaml.load(path.read_text(), Loader=yaml.Loader)
+
+
+def test_motion_mask_benchmark_scores_the_flow_masks_against_davis_ground_truth(tmp_path: Path, run_cli):
+    clip = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "davis-car-shadow"
+    if not clip.is_dir():
+        pytest.skip(f"the shared DAVIS clip is not at {clip} (see ../shared/data/davis-car-shadow/SOURCE.md)")
+    few = tmp_path / "clip"  # the first 6 frames keep the test fast
+    for sub, suffix in (("images", ".jpg"), ("masks", ".png")):
+        (few / sub).mkdir(parents=True)
+        for path in sorted((clip / sub).glob(f"*{suffix}"))[:6]:
+            shutil.copyfile(path, few / sub / path.name)
+    out = tmp_path / "results.json"
+    run_cli(sys.executable, str(BENCHMARKS / "benchmark_motion_masks.py"), str(few), "--output", str(out))
+    (row,) = json.loads(out.read_text())
+    assert row["clip"] == "clip" and row["frames"] == 6
+    assert row["object_static"] < 0.02 and row["object_moving"] > 0.5 and row["static"] > 0.3
