@@ -32,8 +32,8 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from process_sweep import find_clips  # noqa: E402
 
-from semflow_ns.data.files import list_images, pair_files  # noqa: E402
-from semflow_ns.data.optical_flow import estimate_video_flow  # noqa: E402
+from semflow_ns.data.producers.files import list_images, pair_files  # noqa: E402
+from semflow_ns.data.producers.optical_flow import estimate_video_flow  # noqa: E402
 from semflow_ns.process.frames import read_folder  # noqa: E402
 from semflow_ns.process.motion import motion_mask  # noqa: E402
 

@@ -198,7 +198,7 @@ def train_and_score(scene: Path, mode: str, experiment: Experiment, exact: torch
 def compare(experiment: Experiment, workdir: Path, scene: Optional[Path] = None) -> Comparison:
     """The three runs of the module docstring; ``scene`` (default: a generated demo scene) is not modified."""
     from semflow_ns.data.demo import DemoSceneConfig, generate_demo_scene
-    from semflow_ns.data.scene_format import load_scene
+    from semflow_ns.data.format import load_scene
 
     seed_everything(experiment.seed)
     if scene is None:

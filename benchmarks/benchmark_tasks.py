@@ -104,7 +104,7 @@ def trainer_config(args: list[str], experiment: str, steps: Optional[int], outpu
 
 
 def video_times(scene: Path) -> np.ndarray:
-    from semflow_ns.data.scene_format import load_scene
+    from semflow_ns.data.format import load_scene
 
     return np.array([f.time for f in load_scene(scene, check_files=False).frames])
 
@@ -139,7 +139,7 @@ def train_and_score(config, scene: Path) -> dict:
 
 def run_baseline(scene: Path, task: str, method: str) -> dict:
     """Runs a 2D baseline on a task and scores it on the unlabelled frames."""
-    from semflow_ns.data.scene_format import load_scene
+    from semflow_ns.data.format import load_scene
     from semflow_ns.eval import baselines
     from semflow_ns.scripts.eval import mean_scores
 

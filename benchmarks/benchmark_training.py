@@ -61,7 +61,7 @@ class Args:
 def _trainer(method: str, args: Args, steps: int):
     from nerfstudio.configs.method_configs import all_methods
 
-    from semflow_ns.data.semflow_dataparser import SemanticFlowDataParserConfig
+    from semflow_ns.data.dataparsers.semflow_dataparser import SemanticFlowDataParserConfig
 
     config = all_methods[method]
     config.machine.device_type = "cpu"

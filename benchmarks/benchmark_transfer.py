@@ -92,7 +92,7 @@ def run_training(job: dict, args: Args) -> dict:
 def score_removals(config_path: Path, scene: Path, removals: tuple[str, ...]) -> list[dict]:
     from nerfstudio.utils.eval_utils import eval_setup
 
-    from semflow_ns.data.scene_format import load_scene
+    from semflow_ns.data.format import load_scene
     from semflow_ns.eval.removal import mean_scores, score_removal
     from semflow_ns.scripts.eval import means_by_view_set
 

@@ -7,8 +7,8 @@ circular.
 
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 
-from semflow_ns.data.dynnerf_dataparser import DynNeRFDataParserConfig
-from semflow_ns.data.semflow_dataparser import SemanticFlowDataParserConfig
+from semflow_ns.data.dataparsers.dynnerf_dataparser import DynNeRFDataParserConfig
+from semflow_ns.data.dataparsers.semflow_dataparser import SemanticFlowDataParserConfig
 
 semflow_data = DataParserSpecification(
     config=SemanticFlowDataParserConfig(),

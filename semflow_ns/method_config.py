@@ -12,9 +12,9 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from semflow_ns.data.pixel_sampler import SemanticFlowPixelSamplerConfig
-from semflow_ns.data.semflow_dataparser import SemanticFlowDataParserConfig
-from semflow_ns.data.semflow_dataset import SemanticFlowDataset
+from semflow_ns.data.dataparsers.semflow_dataparser import SemanticFlowDataParserConfig
+from semflow_ns.data.datasets.pixel_sampler import SemanticFlowPixelSamplerConfig
+from semflow_ns.data.datasets.semflow_dataset import SemanticFlowDataset
 from semflow_ns.semflow_model import SemanticFlowModelConfig
 from semflow_ns.utils.schedulers import FloatExponentialDecaySchedulerConfig
 

@@ -10,20 +10,24 @@ Per ray batch (:meth:`SemanticFlowModel.get_outputs`):
    the semantic head;
 3. DynNeRF blending of static and dynamic parts for colour, semantic logits and depth;
 4. in training, the dynamic query again at the samples warped to t-1 and t+1, for the warped colour,
-   semantic-consistency, cycle-consistency and optical-flow losses.
+   semantic-consistency, cycle-consistency and optical-flow losses: ``outputs["warped"]`` and
+   ``outputs["flow_regularisers"]`` (typed values, see :mod:`semflow_ns.model_components.warping`), which
+   :meth:`SemanticFlowModel.get_loss_dict` reduces and weights.
+
+The dynamic query is in :mod:`~semflow_ns.model_components.dynamic_query`, the loss assembly in
+:mod:`~semflow_ns.model_components.loss_terms`, the whole-image outputs in
+:mod:`~semflow_ns.model_components.image_outputs`. The viewer panel is imported when a model is built.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal, NamedTuple, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int, Shaped
-from nerfstudio.cameras.camera_optimizers import CameraOptimizer
+from jaxtyping import Float
 from nerfstudio.cameras.cameras import Cameras
-from nerfstudio.cameras.rays import RayBundle, RaySamples
+from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.dataparsers.base_dataparser import Semantics
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.model_components.losses import distortion_loss, interlevel_loss
@@ -35,48 +39,37 @@ from nerfstudio.model_components.ray_samplers import (
 from nerfstudio.model_components.renderers import DepthRenderer
 from nerfstudio.model_components.scene_colliders import NearFarCollider
 from nerfstudio.models.base_model import Model, ModelConfig
-from nerfstudio.utils import colormaps
 from nerfstudio.utils.rich_utils import CONSOLE
-from PIL import Image
 from torch import Tensor
 from torch.nn import Parameter
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from semflow_ns.data.video import SceneInfo, VideoFrames
+from semflow_ns.data.dataparsers.metadata import SceneInfo, VideoFrames
 from semflow_ns.field_components.flow_aggregation import FlowFeatureAggregator, VideoCameras
 from semflow_ns.field_components.flow_attention import FlowAttention, FlowAttentionConfig
-from semflow_ns.field_components.frame_encoder import FrameEncoderConfig, FrameFeatureBank
-from semflow_ns.field_components.scene_flow import SceneFlow, SceneFlowField, SceneFlowFieldConfig
+from semflow_ns.field_components.frame_encoder import FrameEncoderConfig, FrameFeatureBank, load_frames
+from semflow_ns.field_components.scene_flow import SceneFlowField, SceneFlowFieldConfig
 from semflow_ns.field_components.semantic_head import SemanticHead
 from semflow_ns.field_components.timeline import VideoTimeline
 from semflow_ns.fields.density_field import ProposalDensityField
 from semflow_ns.fields.encoding import PlaneEncodingConfig, SceneNormalizer
-from semflow_ns.fields.radiance_field import RadianceField, RadianceFieldConfig, RadianceSamples
+from semflow_ns.fields.radiance_field import RadianceField, RadianceFieldConfig
 from semflow_ns.model_components import losses
-from semflow_ns.model_components import metrics as segmentation
 from semflow_ns.model_components.adaptation import AdaptationConfig, freeze_parts, load_parts
-from semflow_ns.model_components.editing import SceneEdit, highlight, removal_keep
-from semflow_ns.model_components.metrics import semantic_metrics
+from semflow_ns.model_components.dynamic_query import MIN_OPACITY, dynamic_logits, dynamic_query
+from semflow_ns.model_components.editing import SceneEdit, highlight, removed_densities
+from semflow_ns.model_components.image_outputs import displayable_semantics, flow_image, image_metrics_and_images
+from semflow_ns.model_components.loss_terms import label_losses, regulariser_losses, warped_losses
 from semflow_ns.model_components.pose_refinement import (
     PoseRefinementConfig,
-    corrected_rays,
-    is_refining,
     refine_camera,
-    video_frames_of,
+    refine_ray_bundle,
+    setup_pose_refinement,
 )
 from semflow_ns.model_components.render_times import RenderTimes
-from semflow_ns.model_components.rendering import (
-    BlendedWeights,
-    blended_weights,
-    composite,
-    expected_point,
-    induced_flow,
-)
-from semflow_ns.utils.colors import flow_to_rgb, instance_palette
-from semflow_ns.viewer.panel import build_panel
-
-MIN_OPACITY = 1e-4
-"""Dynamic samples with a lower opacity α_d get no semantic prediction at render time (zero logits)."""
+from semflow_ns.model_components.rendering import composite, expected_point, render_weights
+from semflow_ns.model_components.warping import FlowRegularisers, render_warped
+from semflow_ns.utils.colors import instance_palette
 
 
 @dataclass
@@ -195,27 +188,6 @@ class SemanticFlowModelConfig(ModelConfig):
     `camera_opt`). Mode auto (default): SO3xR3 for scenes marked `approximate_poses`, off otherwise."""
 
 
-class DynamicQuery(NamedTuple):
-    """Everything the dynamic part predicts at a set of samples, except semantics."""
-
-    unit: Float[Tensor, "*bs 3"]
-    """Normalised positions of the samples."""
-    radiance: RadianceSamples
-    flow: SceneFlow
-    trajectory: Float[Tensor, "*bs num_frames 3"]
-    """Normalised positions of the sample over the window t-h .. t+h."""
-    frames: Int[Tensor, "*bs"]
-    """Video frame nearest to each sample's time."""
-
-
-class RenderWeights(NamedTuple):
-    """Compositing weights of the blended render and of each field alone."""
-
-    blended: BlendedWeights
-    static: Float[Tensor, "num_rays num_samples 1"]
-    dynamic: Float[Tensor, "num_rays num_samples 1"]
-
-
 class SemanticFlowModel(Model):
     """See :class:`SemanticFlowModelConfig` and the module docstring.
 
@@ -267,20 +239,14 @@ class SemanticFlowModel(Model):
         self.scene_flow = SceneFlowField(cfg.scene_flow, num_frames=num_frames)
         self.half_window = cfg.scene_flow.window // 2
 
-        self.camera_optimizer: CameraOptimizer = cfg.camera_optimizer.resolve(self.scene_info.approximate_poses).setup(
-            num_cameras=num_frames, device="cpu"
-        )
-        if is_refining(self.camera_optimizer):
-            CONSOLE.print(
-                f"[bold]Semantic Flow:[/bold] refining the camera poses of the {num_frames} video frames "
-                f"(camera optimizer mode {self.camera_optimizer.config.mode})"
-            )
+        approximate = self.scene_info.approximate_poses
+        self.camera_optimizer = setup_pose_refinement(cfg.camera_optimizer, approximate, num_frames)
         self.video_cameras = VideoCameras(video.cameras, pose_correction=self.camera_optimizer)
         head_in = cfg.dynamic_field.feature_dim
         self.aggregator: Optional[FlowFeatureAggregator] = None
         self.attention: Optional[FlowAttention] = None
         if cfg.semantic_source == "flow":
-            bank = FrameFeatureBank(cfg.encoder, load_frames(video))
+            bank = FrameFeatureBank(cfg.encoder, load_frames(video.image_filenames))
             self.aggregator = FlowFeatureAggregator(self.video_cameras, bank)
             self.attention = FlowAttention(cfg.attention, cfg.encoder.feature_dim, cfg.scene_flow.window)
             head_in += self.attention.get_out_dim()
@@ -288,7 +254,9 @@ class SemanticFlowModel(Model):
         self.static_semantic_head = SemanticHead(cfg.static_field.feature_dim, num_logits, cfg.semantic_hidden_dim)
         self.renderer_depth = DepthRenderer(method="expected")
         self.render_times = RenderTimes(cfg.default_render_time)
-        self.semantic_flow_panel = build_panel(self)
+        from semflow_ns.viewer.panel import build_panel  # nerfstudio's viewer elements: only for a built model
+
+        self.semantic_flow_panel = build_panel(self)  # also applies the configured scene edit
         cfg.adaptation.check()
         if cfg.adaptation.load_config is not None and cfg.adaptation.freeze:
             frozen = freeze_parts(self, cfg.adaptation)
@@ -339,129 +307,25 @@ class SemanticFlowModel(Model):
         CONSOLE.print(f"[bold]Semantic Flow:[/bold] adapting from {source}: loaded {'; '.join(loaded)}")
 
     # ------------------------------------------------------------------------------------------
-    # the dynamic query
-
-    def _trajectory(
-        self, unit: Float[Tensor, "*bs 3"], times: Float[Tensor, "*bs 1"], frames: Int[Tensor, "*bs"], flow: SceneFlow
-    ) -> Float[Tensor, "*bs num_frames 3"]:
-        """Positions over t-h .. t+h by integrating the scene flow frame by frame (Euler steps)."""
-        points = {0: unit}
-        for direction in (1, -1):
-            cur, cur_times, cur_frames, first = unit, times, frames, flow
-            for k in range(1, self.half_window + 1):
-                interval = self.timeline.interval(cur_frames, direction)
-                cur = self.scene_flow.step(cur, cur_times, interval, direction, first=first)
-                cur_times, cur_frames, first = cur_times + direction * interval, cur_frames + direction, None
-                points[direction * k] = cur
-        return torch.stack([points[k] for k in range(-self.half_window, self.half_window + 1)], dim=-2)
-
-    def _semantic_input(
-        self, unit: Float[Tensor, "*bs 3"], trajectory: Float[Tensor, "*bs num_frames 3"], frames: Int[Tensor, "*bs"]
-    ) -> Float[Tensor, "*bs out_dim"]:
-        """Flow feature aggregation + flow attention over the trajectory tokens."""
-        assert self.aggregator is not None and self.attention is not None
-        if self.config.detach_trajectory_features:
-            trajectory = trajectory.detach()
-        offsets = torch.arange(-self.half_window, self.half_window + 1, device=unit.device)
-        token_frames, exists = self.timeline.neighbour(frames[..., None], offsets)
-        feats, valid = self.aggregator(self.normalizer.to_world(trajectory), token_frames, exists)
-        displacement = torch.cat(
-            [trajectory - unit[..., None, :], offsets.to(unit.dtype).expand(*token_frames.shape)[..., None]], dim=-1
-        )
-        return self.attention(feats, valid, displacement)
-
-    def dynamic_query(self, unit: Float[Tensor, "*bs 3"], times: Float[Tensor, "*bs 1"]) -> DynamicQuery:
-        """Dynamic field, scene flow and trajectory at normalised positions and times."""
-        frames = self.timeline.nearest_frame(times)
-        flow = self.scene_flow(unit, times)
-        radiance = self.dynamic_field(self.normalizer.grid_coords(unit), times)
-        return DynamicQuery(unit, radiance, flow, self._trajectory(unit, times, frames, flow), frames)
-
-    def dynamic_logits(
-        self, query: DynamicQuery, weights: Float[Tensor, "num_rays num_samples 1"]
-    ) -> tuple[Float[Tensor, "num_rays num_kept num_logits"], Optional[Int[Tensor, "num_rays num_kept"]]]:
-        """Semantic (and instance) logits of the dynamic part, at the samples that matter for rendering.
-
-        Args:
-            query: the dynamic query at every sample.
-            weights: in training, the dynamic weights that select the ``semantic_samples`` samples per
-                ray; otherwise the dynamic opacities α_d: samples with α_d below ``MIN_OPACITY`` cannot contribute
-                to any render (every dynamic weight has a factor α_d) and get zero logits.
-
-        Returns:
-            The logits and, in training, the indices of the samples they belong to (None: every sample).
-        """
-        keep = self.config.semantic_samples
-        if self.training and 0 < keep < weights.shape[1]:
-            index = weights[..., 0].detach().topk(keep, dim=-1).indices
-            return self._dynamic_head(query, partial(gather_samples, index=index)), index
-        if self.training:
-            return self._dynamic_head(query, lambda values: values), None
-        visible = weights[..., 0] > MIN_OPACITY
-        logits = weights.new_zeros(*visible.shape, self.num_classes + self.num_instance_ids)
-        if visible.any():
-            logits[visible] = self._dynamic_head(query, lambda values: values[visible])
-        return logits, None
-
-    def _dynamic_head(self, query: DynamicQuery, pick: Callable[[Tensor], Tensor]) -> Tensor:
-        """Semantic head on the samples chosen by ``pick`` (a selection along the sample dimensions)."""
-        head_in = pick(query.radiance.features)
-        if self.config.semantic_source == "flow":
-            trajectory = pick(query.trajectory.flatten(-2)).unflatten(-1, query.trajectory.shape[-2:])
-            frames = pick(query.frames[..., None])[..., 0]
-            head_in = torch.cat([self._semantic_input(pick(query.unit), trajectory, frames), head_in], dim=-1)
-        return self.semantic_head(head_in)
-
-    # ------------------------------------------------------------------------------------------
     # rendering
 
-    def _render_logits(
-        self, weights: Float[Tensor, "num_rays num_samples 1"], logits: Tensor, index: Optional[Tensor] = None
+    def render_logits(
+        self, weights: Float[Tensor, "num_rays num_samples 1"], logits: Float[Tensor, "num_rays num_samples num_logits"]
     ) -> Float[Tensor, "num_rays num_logits"]:
-        """Volume-renders raw logits; ``index`` selects the samples ``logits`` belong to (all if None)."""
+        """Volume-renders raw logits (paper eq. 7), through detached weights if ``detach_semantic_weights``."""
         if self.config.detach_semantic_weights:
             weights = weights.detach()
-        return composite(weights if index is None else gather_samples(weights, index), logits)
+        return composite(weights, logits)
 
-    def _split_logits(self, logits: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+    def split_logits(self, logits: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         """(class logits, instance logits or None) of a logits tensor from the semantic heads."""
         instances = logits[..., self.num_classes :] if self.num_instance_ids else None
         return logits[..., : self.num_classes], instances
 
-    @staticmethod
-    def _weights(ray_samples: RaySamples, static: Tensor, dynamic: Tensor, blend: Tensor) -> RenderWeights:
-        return RenderWeights(
-            blended=blended_weights(ray_samples.deltas, static, dynamic, blend),
-            static=ray_samples.get_weights(static),
-            dynamic=ray_samples.get_weights(dynamic),
-        )
-
-    def _refine_rays(self, ray_bundle: RayBundle) -> None:
-        """Moves the rays of video frames to their frames' refined poses (in place, like nerfstudio).
-
-        Training rays are identified by their camera index (the training split is the whole video, in
-        order). Other rays (the evaluation batches, point-cloud export) are refined only where they carry
-        a ``video_frame`` index >= 0; rays of the viewer, camera paths and held-out views are left alone.
-        """
-        if not is_refining(self.camera_optimizer):
-            return
-        if self.training:
-            self.camera_optimizer.apply_to_raybundle(ray_bundle)
-            return
-        frames = video_frames_of(ray_bundle.metadata)
-        if frames is None or not bool((frames >= 0).any()):
-            return
-        known = frames >= 0
-        origins, directions = corrected_rays(
-            ray_bundle.origins[known], ray_bundle.directions[known], self.camera_optimizer(frames[known])
-        )
-        ray_bundle.origins = ray_bundle.origins.index_put((known,), origins)
-        ray_bundle.directions = ray_bundle.directions.index_put((known,), directions)
-
-    def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
+    def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Any]:
         if ray_bundle.times is None:
             ray_bundle.times = torch.zeros_like(ray_bundle.origins[..., :1])
-        self._refine_rays(ray_bundle)
+        refine_ray_bundle(self.camera_optimizer, ray_bundle, self.training)
         ray_bundle = self.collider(ray_bundle)
         density_fns = [partial(self.proposal_field, times=ray_bundle.times[:, None, :])]
         ray_samples, weights_list, ray_samples_list = self.proposal_sampler(ray_bundle, density_fns=density_fns)
@@ -470,35 +334,32 @@ class SemanticFlowModel(Model):
         times = ray_bundle.times[:, None, :].expand(*positions.shape[:-1], 1)
 
         static = self.static_field(self.normalizer.grid_coords(unit), directions=ray_samples.frustums.directions)
-        query = self.dynamic_query(unit, times)
+        query = dynamic_query(self, unit, times)
         dynamic = query.radiance
         assert dynamic.blend is not None
         static_logits = self.static_semantic_head(static.features)
         if self.training:
-            weights = self._weights(ray_samples, static.density, dynamic.density, dynamic.blend)
-            logits, index = self.dynamic_logits(query, weights.blended.dynamic + weights.dynamic)
+            weights = render_weights(ray_samples, static.density, dynamic.density, dynamic.blend)
+            logits = dynamic_logits(self, query, weights.blended.dynamic + weights.dynamic)
         else:
             opacity = 1.0 - torch.exp(-dynamic.density * ray_samples.deltas)
-            logits, index = self.dynamic_logits(query, opacity)
-            static_density, dynamic_density, blend = static.density, dynamic.density, dynamic.blend
-            if self.edit.removes:  # zero the density of removed samples before compositing (paper §5.5)
-                static_density = static_density * removal_keep(self.edit, *self._split_logits(static_logits))
-                # only visible dynamic samples have logits; the others' zeros must not count as class 0
-                keep_dynamic = removal_keep(self.edit, *self._split_logits(logits), predicted=opacity > MIN_OPACITY)
-                # a removed dynamic sample also gives up its blending share, or it would still hide the static scene
-                dynamic_density, blend = dynamic_density * keep_dynamic, blend * keep_dynamic
-            weights = self._weights(ray_samples, static_density, dynamic_density, blend)
+            logits = dynamic_logits(self, query, opacity)
+            densities = (static.density, dynamic.density, dynamic.blend)
+            if self.edit.removes:  # zero the density of removed samples before compositing (paper Fig. 1)
+                visible = opacity > MIN_OPACITY  # the dynamic samples that have logits
+                densities = removed_densities(
+                    self.edit, self.split_logits, static, dynamic, static_logits, logits, visible
+                )
+            weights = render_weights(ray_samples, *densities)
         blended = weights.blended
 
         accumulation = blended.total.sum(dim=-2).clamp(max=1.0)
-        background = self._background()
+        background = self.background()
         rgb = composite(blended.dynamic, dynamic.rgb) + composite(blended.static, static.rgb)
-        full_logits = self._render_logits(blended.dynamic, logits, index) + self._render_logits(
-            blended.static, static_logits
-        )
-        semantics, instances = self._split_logits(full_logits)
+        full_logits = self.render_logits(blended.dynamic, logits) + self.render_logits(blended.static, static_logits)
+        semantics, instances = self.split_logits(full_logits)
         min_accumulation = self.config.flow_min_accumulation  # the optical_flow output, as the flow loss sees it
-        outputs = {
+        outputs: dict[str, Any] = {
             "rgb": (rgb + background * (1.0 - accumulation)).clamp(0.0, 1.0),
             "depth": self.renderer_depth(weights=blended.total, ray_samples=ray_samples),
             "accumulation": accumulation,
@@ -518,70 +379,27 @@ class SemanticFlowModel(Model):
             outputs["rgb"] = highlight(self.edit, outputs["rgb"], semantics)
             return outputs
         outputs["label_logits"] = full_logits
-        outputs["label_logits_static"] = self._render_logits(weights.static, static_logits)
-        outputs["label_logits_dynamic"] = self._render_logits(weights.dynamic, logits, index)
-        outputs["weights_list"] = weights_list + [blended.total]  # type: ignore[assignment]
-        outputs["ray_samples_list"] = ray_samples_list + [ray_samples]  # type: ignore[assignment]
-        outputs.update(self._warped_outputs(ray_samples, times, query, weights.dynamic))
+        outputs["label_logits_static"] = self.render_logits(weights.static, static_logits)
+        outputs["label_logits_dynamic"] = self.render_logits(weights.dynamic, logits)
+        outputs["weights_list"] = weights_list + [blended.total]
+        outputs["ray_samples_list"] = ray_samples_list + [ray_samples]
+        outputs["warped"] = render_warped(self, ray_samples, times, query, weights.dynamic)
+        outputs["flow_regularisers"] = FlowRegularisers(query.flow, weights.dynamic, dynamic.blend)
         return outputs
-
-    def _warped_outputs(
-        self, ray_samples: RaySamples, times: Tensor, query: DynamicQuery, weights_dynamic: Tensor
-    ) -> dict[str, Tensor]:
-        """Training-only renders from the samples warped to the neighbouring frames, and flow terms.
-
-        The optical-flow terms use every ray (they need no extra field evaluation); the renders from
-        warped samples, which query the dynamic part again at t-1 and t+1, use a random subset of
-        ``warped_ray_fraction`` of the rays (``warp_rays``).
-        """
-        num_rays = ray_samples.shape[0]
-        rays = torch.randperm(num_rays, device=times.device)[
-            : max(1, round(num_rays * self.config.warped_ray_fraction))
-        ]
-        out: dict[str, Tensor] = {"warp_rays": rays}
-        ray_frames = query.frames[:, 0]
-        subset = ray_samples[rays]
-        cycle, flows = [], [query.flow]
-        for direction, name in ((1, "next"), (-1, "prev")):
-            interval = self.timeline.interval(query.frames, direction)
-            warped_unit = query.trajectory[..., self.half_window + direction, :]
-            neighbour, exists = self.timeline.neighbour(ray_frames, direction)
-            out[f"exists_{name}"] = exists[:, None].float()
-            out[f"neighbour_{name}"] = neighbour
-            out[f"points_{name}"], out[f"flow_valid_{name}"] = expected_point(
-                weights_dynamic, self.normalizer.to_world(warped_unit), self.config.flow_min_accumulation
-            )
-            warped = self.dynamic_query(warped_unit[rays], (times + direction * interval)[rays])
-            weights = subset.get_weights(warped.radiance.density)
-            logits, index = self.dynamic_logits(warped, weights)
-            out[f"rgb_dynamic_{name}"] = composite(weights, warped.radiance.rgb)
-            out[f"label_logits_dynamic_{name}"] = self._render_logits(weights, logits, index)
-            there = query.flow.toward(direction)[rays]
-            cycle.append(losses.cycle_consistency_loss(there, warped.flow.toward(-direction)))
-            flows.append(warped.flow)
-        out["loss_cycle"] = sum(cycle) / len(cycle)
-        out["loss_slow"] = sum(losses.slow_flow_loss(f.forward, f.backward) for f in flows) / len(flows)
-        out["loss_temporal"] = sum(losses.temporal_smoothness_loss(f.forward, f.backward) for f in flows) / len(flows)
-        out["loss_spatial"] = losses.spatial_smoothness_loss(torch.cat([query.flow.forward, query.flow.backward], -1))
-        assert query.radiance.blend is not None
-        out["loss_sparsity"] = losses.entropy_loss(weights_dynamic) + losses.entropy_loss(query.radiance.blend)
-        motion = query.flow.forward.abs().sum(-1, keepdim=True) + query.flow.backward.abs().sum(-1, keepdim=True)
-        out["scene_flow_magnitude"] = composite(weights_dynamic, motion)
-        return out
 
     # ------------------------------------------------------------------------------------------
     # losses and metrics
 
-    def _background(self) -> float:
+    def background(self) -> float:
         """Colour value rendered behind the last sample (0 black, 1 white)."""
         return 1.0 if self.config.background_color == "white" else 0.0
 
-    def _target_rgb(self, image: Tensor) -> Tensor:
+    def target_rgb(self, image: Tensor) -> Tensor:
         """The ground-truth colour of a batch image, as the losses and metrics compare it (RGBA composited)."""
-        return losses.rgb_target(image.to(self.device), self._background())
+        return losses.rgb_target(image.to(self.device), self.background())
 
     def get_metrics_dict(self, outputs, batch) -> dict[str, Tensor]:
-        image = self._target_rgb(batch["image"])
+        image = self.target_rgb(batch["image"])
         metrics = {"psnr": peak_signal_noise_ratio(outputs["rgb"], image, data_range=1.0)}
         if self.training:
             metrics["distortion"] = distortion_loss(outputs["weights_list"], outputs["ray_samples_list"])
@@ -591,69 +409,28 @@ class SemanticFlowModel(Model):
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:
         cfg = self.config
-        image = self._target_rgb(batch["image"])
+        image = self.target_rgb(batch["image"])
         labels = batch["semantics"].to(self.device)
         loss = {"rgb": cfg.rgb_loss_mult * losses.masked_mse(outputs["rgb"], image)}
         if not self.training:
             loss["semantic"] = cfg.semantic_loss_mult * losses.semantic_cross_entropy(outputs["semantics"], labels)
             return loss
-        motion = batch["motion"].to(self.device)
-        known = (motion >= 0).float()  # -1 = unknown motion (no labels and no motion mask)
+        motion = batch["motion"].to(self.device)  # 1 moving, 0 static, -1 unknown (no labels, no motion mask)
         static_rays = (motion == 0).float()
         loss["rgb_dynamic"] = cfg.rgb_dynamic_loss_mult * losses.masked_mse(outputs["rgb_dynamic"], image)
         loss["rgb_static"] = cfg.rgb_static_loss_mult * losses.masked_mse(outputs["rgb_static"], image, static_rays)
-        loss.update(self._label_losses(outputs, batch, static_rays))
+        instance_labels = batch["instances"].to(self.device) if self.num_instance_ids else None
+        loss.update(label_losses(cfg, self.split_logits, outputs, labels, instance_labels, static_rays))
         assert metrics_dict is not None
         loss["interlevel"] = cfg.interlevel_loss_mult * metrics_dict["interlevel"]
         loss["distortion"] = cfg.distortion_loss_mult * metrics_dict["distortion"]
         pixels = batch["indices"][:, [2, 1]].to(self.device).float() + 0.5
-        rays = outputs["warp_rays"]
-        for name, flow_key in (("next", "flow_fwd"), ("prev", "flow_bwd")):
-            exists = outputs[f"exists_{name}"]
-            induced = induced_flow(self.video_cameras, outputs[f"points_{name}"], outputs[f"neighbour_{name}"], pixels)
-            loss[f"rgb_warped_{name}"] = cfg.rgb_warped_loss_mult * losses.masked_mse(
-                outputs[f"rgb_dynamic_{name}"], image[rays], exists[rays]
-            )
-            warped_classes, _ = self._split_logits(outputs[f"label_logits_dynamic_{name}"])
-            loss[f"semantic_consistency_{name}"] = cfg.semantic_consistency_loss_mult * losses.semantic_cross_entropy(
-                warped_classes, labels[rays], exists[rays]
-            )
-            valid = batch[f"{flow_key}_valid"].to(self.device) * exists * outputs[f"flow_valid_{name}"]
-            loss[f"optical_flow_{name}"] = cfg.optical_flow_loss_mult * losses.optical_flow_loss(
-                induced, batch[flow_key].to(self.device), valid
-            )
-        loss["cycle"] = cfg.cycle_loss_mult * outputs["loss_cycle"]
-        loss["slow_flow"] = cfg.slow_flow_loss_mult * outputs["loss_slow"]
-        loss["temporal_smooth"] = cfg.temporal_smooth_loss_mult * outputs["loss_temporal"]
-        loss["spatial_smooth"] = cfg.spatial_smooth_loss_mult * outputs["loss_spatial"]
-        loss["static_flow"] = cfg.static_flow_loss_mult * losses.masked_mean(
-            outputs["scene_flow_magnitude"], static_rays
-        )
-        loss["blend"] = cfg.blend_loss_mult * losses.masked_mean(torch.abs(outputs["dynamic_mask"] - motion), known)
-        loss["sparsity"] = cfg.sparsity_loss_mult * outputs["loss_sparsity"]
+        warped = outputs["warped"]
+        loss.update(warped_losses(cfg, warped, self.split_logits, self.video_cameras, image, labels, pixels, batch))
+        regularisers = outputs["flow_regularisers"]
+        loss.update(regulariser_losses(cfg, warped, regularisers, outputs["dynamic_mask"], motion))
         self.camera_optimizer.get_loss_dict(loss)  # L2 penalty on the pose corrections, when refining
         return loss
-
-    def _label_losses(
-        self, outputs: dict[str, Tensor], batch: dict[str, Any], static_rays: Tensor
-    ) -> dict[str, Tensor]:
-        """Cross entropy of the full, dynamic and static (static pixels only) renders of class and instance logits."""
-        cfg = self.config
-        labels = batch["semantics"].to(self.device)
-        instance_labels = batch["instances"].to(self.device) if self.num_instance_ids else None
-        out = {}
-        for suffix, mult, mask in (
-            ("", cfg.semantic_loss_mult, None),
-            ("_dynamic", cfg.semantic_dynamic_loss_mult, None),
-            ("_static", cfg.semantic_static_loss_mult, static_rays),
-        ):
-            classes, instances = self._split_logits(outputs[f"label_logits{suffix}"])
-            out[f"semantic{suffix}"] = mult * losses.semantic_cross_entropy(classes, labels, mask)
-            if instances is not None and instance_labels is not None and suffix != "_static":
-                out[f"instance{suffix}"] = cfg.instance_loss_mult * losses.semantic_cross_entropy(
-                    instances, instance_labels
-                )
-        return out
 
     @torch.no_grad()
     def get_outputs_for_camera(self, camera: Cameras, obb_box=None) -> dict[str, Tensor]:
@@ -661,62 +438,16 @@ class SemanticFlowModel(Model):
         # a video frame's camera (evaluation images, `ns-render dataset`) renders from its refined pose
         camera = refine_camera(camera, self.video_cameras.refined_camera_to_worlds())
         outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
-        outputs["optical_flow"] = self._flow_image(
+        outputs["optical_flow"] = flow_image(
             camera, outputs.pop("expected_points"), outputs.pop("expected_points_next")
         )
-        if outputs["semantics"].shape[-1] == 2:  # the viewer and ns-render cannot show 2-channel images
-            logits = outputs["semantics"]
-            outputs["semantics"] = torch.cat([logits, logits.min(dim=-1, keepdim=True).values], dim=-1)
+        outputs["semantics"] = displayable_semantics(outputs["semantics"])  # the viewer cannot show 2 channels
         return outputs
-
-    def _flow_image(self, camera: Cameras, points: Tensor, points_next: Tensor) -> Tensor:
-        """Colour image of the 2D motion seen by ``camera`` between t and one frame later."""
-        view = VideoCameras(camera.to(points.device).flatten())
-        frames = torch.zeros(points.shape[:-1], dtype=torch.long, device=points.device)
-        flow = view.project(points_next, frames)[0] - view.project(points, frames)[0]
-        return flow_to_rgb(flow)
 
     def get_image_metrics_and_images(
         self, outputs: dict[str, Tensor], batch: dict[str, Any]
     ) -> tuple[dict[str, float], dict[str, Tensor]]:
-        rgb = outputs["rgb"]
-        image = self._target_rgb(batch["image"]).to(rgb.device)
-        pred_nchw, gt_nchw = rgb.permute(2, 0, 1)[None], image.permute(2, 0, 1)[None]
-        metrics = {
-            "psnr": float(peak_signal_noise_ratio(pred_nchw, gt_nchw, data_range=1.0)),
-            "ssim": float(structural_similarity_index_measure(pred_nchw, gt_nchw, data_range=1.0)),
-        }
-        images = {"img": torch.cat([image, rgb], dim=1)}
-        if "semantics" in batch:
-            labels = batch["semantics"].to(rgb.device)[..., 0]
-            pred = outputs["semantics"].argmax(dim=-1)
-            metrics.update(self._segmentation_metrics(pred, labels, outputs, batch))
-            gt_colors = self.class_colors[labels.clamp(min=0)] * (labels >= 0)[..., None]
-            images["semantics"] = torch.cat([gt_colors, outputs["semantics_colormap"]], dim=1)
-        images["depth"] = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
-        return metrics, images
-
-    def _segmentation_metrics(
-        self, pred: Tensor, labels: Tensor, outputs: dict[str, Tensor], batch: dict[str, Any]
-    ) -> dict[str, float]:
-        """mIoU (all classes, and foreground only), accuracies, and the DAVIS scores J, F, J&F of the objects.
-
-        Objects are the instances when the scene has instance labels, else the moving classes (one object
-        for a binary foreground/background scene).
-        """
-        fg = self.scene_info.dynamic_class_ids
-        objects: dict[str, Any] = {"object_ids": fg}
-        if self.num_instance_ids and "instances" in batch and "instances" in outputs:
-            matches = (outputs["instances"][..., None, :] == self.instance_colors[: self.num_instance_ids]).all(-1)
-            objects = {
-                "object_ids": [i.id for i in self.scene_info.instances],
-                "pred_objects": matches.float().argmax(dim=-1),  # the colour output back to instance ids
-                "target_objects": batch["instances"].to(pred.device)[..., 0],
-            }
-        metrics = segmentation.image_metrics(pred, labels, len(self.class_names), fg, **objects)
-        if self.config.eval_foreground_only:  # the headline scores follow the foreground protocol
-            metrics.update(semantic_metrics(pred, labels, len(self.class_names), merge_into_background=fg))
-        return metrics
+        return image_metrics_and_images(self, outputs, batch)
 
     def get_rgba_image(self, outputs: dict[str, Tensor], output_name: str = "rgb") -> Tensor:
         """``outputs[output_name]`` (any colour output) with the accumulation as alpha.
@@ -725,22 +456,3 @@ class SemanticFlowModel(Model):
         with alpha > 0.5); nerfstudio's version needs a ``renderer_rgb`` this model does not have.
         """
         return torch.cat([outputs[output_name], outputs["accumulation"]], dim=-1)
-
-
-def load_frames(video: VideoFrames) -> Tensor:
-    """The video's images as one uint8 tensor [num_frames, H, W, 3] (for the frame encoder)."""
-    frames = []
-    for path in video.image_filenames:
-        with Image.open(path) as image:
-            frames.append(np.asarray(image.convert("RGB")))
-    sizes = {f.shape for f in frames}
-    if len(sizes) != 1:
-        raise ValueError(f"the video frames must all have the same size, got {sorted(sizes)}")
-    return torch.from_numpy(np.stack(frames))
-
-
-def gather_samples(
-    values: Shaped[Tensor, "num_rays num_samples channels"], index: Int[Tensor, "num_rays num_kept"]
-) -> Shaped[Tensor, "num_rays num_kept channels"]:
-    """The samples ``index`` of every ray."""
-    return torch.gather(values, 1, index[..., None].expand(-1, -1, values.shape[-1]))

@@ -10,7 +10,7 @@ import pytest
 import tyro
 from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
 
-from semflow_ns.data.frame_selection import parse_frame_set
+from semflow_ns.data.dataparsers.frame_selection import parse_frame_set
 from semflow_ns.method_config import semantic_flow_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -39,7 +39,8 @@ TASK_FRAMES_OF_12 = {
     "completion-every-2.txt": [0, 2, 4, 6, 8, 10],
     "completion-every-4.txt": [0, 4, 8],
 }
-"""Labelled frames on a 12-frame video: the paper's tracking splits (METHOD.md §5) and two completion densities."""
+"""Labelled frames on a 12-frame video: the paper's tracking splits (README, "Label subsets and evaluation
+splits") and two completion densities."""
 
 
 def test_every_preset_is_checked() -> None:

@@ -1,5 +1,7 @@
 """The assembled model: parameter groups, outputs, gradients, ablation switches."""
 
+import copy
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -7,6 +9,8 @@ import torch
 
 from semflow_ns.fields.encoding import PlaneEncodingConfig
 from semflow_ns.method_config import semantic_flow_config
+from semflow_ns.model_components.dynamic_query import dynamic_head, dynamic_query
+from semflow_ns.model_components.warping import FlowRegularisers, WarpedRenders, render_warped
 
 DISPLAY_OUTPUTS = {
     "rgb": 3,
@@ -37,9 +41,24 @@ def tiny_pipeline(scene: Path, **model_overrides):
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_scene):
+def shared(tiny_scene):
+    """A tiny pipeline in evaluation mode, shared by the tests of this module: read-only. Tests that train,
+    switch modes or change the config build their own pipeline or work on a deep copy of the model; the
+    teardown checks that nobody changed the shared one."""
     config, pipeline = tiny_pipeline(tiny_scene)
-    return config, pipeline
+    pipeline.eval()
+    before = _snapshot(pipeline.model)
+    yield config, pipeline
+    assert _snapshot(pipeline.model) == before, "a test changed the shared pipeline"
+
+
+def _snapshot(model) -> tuple:
+    """What a test could change on a model: its mode, config, scene edit, parameters and buffers."""
+    state = tuple(
+        (name, hashlib.sha256(value.detach().cpu().contiguous().numpy().tobytes()).hexdigest())
+        for name, value in model.state_dict().items()
+    )
+    return model.training, repr(model.config), repr(model.edit), state
 
 
 def train_step(pipeline, optimizer):
@@ -50,8 +69,8 @@ def train_step(pipeline, optimizer):
     return loss_dict
 
 
-def test_every_parameter_is_in_exactly_one_group(trained):
-    config, pipeline = trained
+def test_every_parameter_is_in_exactly_one_group(shared):
+    config, pipeline = shared
     groups = pipeline.model.get_param_groups()
     # the tiny scene has exact poses: no pose refinement, so no camera_opt group (tests/test_pose_refinement.py)
     assert set(groups) == set(config.optimizers) - {"camera_opt"}
@@ -63,8 +82,8 @@ def test_every_parameter_is_in_exactly_one_group(trained):
     assert attention_params <= {id(p) for p in groups["semantics"]}
 
 
-def test_training_losses_are_finite_and_gradients_reach_every_parameter(trained):
-    _, pipeline = trained
+def test_training_losses_are_finite_and_gradients_reach_every_parameter(tiny_scene):
+    _, pipeline = tiny_pipeline(tiny_scene)
     model = pipeline.model
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -89,10 +108,47 @@ def test_training_losses_are_finite_and_gradients_reach_every_parameter(trained)
     assert not missing, f"no gradient reaches {missing}"
 
 
-def test_outputs_for_a_camera_are_per_pixel_images(trained):
-    _, pipeline = trained
+def test_training_outputs_carry_the_warped_terms_as_typed_values_ddp_can_see(tiny_scene):
+    """The warped renders and the regularisers' inputs travel in two typed outputs, found by DDP's output
+    traversal (``find_unused_parameters``); every other output of a training pass is a tensor or one of
+    nerfstudio's proposal lists."""
+    from torch.nn.parallel.distributed import _find_tensors
+
+    _, pipeline = tiny_pipeline(tiny_scene)
+    outputs, _, _ = pipeline.get_train_loss_dict(0)
+    warped, regularisers = outputs["warped"], outputs["flow_regularisers"]
+    assert isinstance(warped, WarpedRenders) and isinstance(regularisers, FlowRegularisers)
+    found = {id(t) for t in _find_tensors(outputs)}
+    for _, render in warped.directions():
+        assert {id(render.rgb), id(render.label_logits), id(render.flow_back), id(render.flow.forward)} <= found
+    assert {id(regularisers.flow.backward), id(regularisers.weights_dynamic), id(regularisers.blend)} <= found
+    num_rays = outputs["rgb"].shape[0]
+    assert warped.next.points.shape == (num_rays, 3) and warped.prev.exists.shape == (num_rays, 1)
+    assert warped.next.rgb.shape == (len(warped.rays), 3)
+    others = set(outputs) - {"warped", "flow_regularisers", "weights_list", "ray_samples_list"}
+    assert all(isinstance(outputs[k], torch.Tensor) for k in others)
+
+
+def test_evaluation_outputs_are_tensors_only(shared):
+    """Renderers (nerfstudio concatenates per-chunk outputs) only ever see tensors: the warped terms exist
+    only in training passes."""
+    _, pipeline = shared
+    camera, _ = pipeline.datamanager.next_eval_image(0)
+    with torch.no_grad():
+        outputs = pipeline.model(camera.generate_rays(camera_indices=0).flatten())
+    assert all(isinstance(v, torch.Tensor) for v in outputs.values()), sorted(outputs)
+
+
+def test_the_viewer_panel_is_on_the_built_model(shared):
+    from semflow_ns.viewer.panel import SemanticFlowPanel
+
+    _, pipeline = shared
+    assert isinstance(pipeline.model.semantic_flow_panel, SemanticFlowPanel)
+
+
+def test_outputs_for_a_camera_are_per_pixel_images(shared):
+    _, pipeline = shared
     model = pipeline.model
-    model.eval()
     camera, batch = pipeline.datamanager.next_eval_image(0)
     outputs = model.get_outputs_for_camera(camera)
     height, width = batch["image"].shape[:2]
@@ -105,10 +161,9 @@ def test_outputs_for_a_camera_are_per_pixel_images(trained):
     assert {"img", "semantics", "depth"} <= set(images)
 
 
-def test_semantics_colormap_uses_the_class_colours(trained):
-    _, pipeline = trained
+def test_semantics_colormap_uses_the_class_colours(shared):
+    _, pipeline = shared
     model = pipeline.model
-    model.eval()
     camera, _ = pipeline.datamanager.next_eval_image(0)
     outputs = model.get_outputs_for_camera(camera)
     expected = model.class_colors[outputs["semantics"].argmax(-1)]
@@ -148,7 +203,7 @@ def _rays_at(model, unit_point: torch.Tensor, num_rays: int, num_samples: int):
     ray_samples = RaySamples(frustums=frustums, deltas=ones * 0.1)
     unit = unit_point.expand(num_rays, num_samples, 3).clone()
     times = ones * 0.5
-    return ray_samples, unit, times, model.dynamic_query(unit, times)
+    return ray_samples, unit, times, dynamic_query(model, unit, times)
 
 
 def test_induced_flow_target_is_normalised_by_the_accumulated_weight(tiny_scene):
@@ -167,12 +222,12 @@ def test_induced_flow_target_is_normalised_by_the_accumulated_weight(tiny_scene)
         weights[0, 2] = 0.5  # half-transparent ray
         weights[1, 1], weights[1, 4] = 0.25, 0.25
         weights[2, 3] = 1e-6  # (almost) empty ray
-        out = model._warped_outputs(ray_samples, times, query, weights)
-        for name, direction in (("next", 1), ("prev", -1)):
+        renders = render_warped(model, ray_samples, times, query, weights)
+        for (name, render), direction in zip(renders.directions(), (1, -1), strict=True):
             warped = model.normalizer.to_world(query.trajectory[..., model.half_window + direction, :])
-            assert torch.allclose(out[f"points_{name}"][0], warped[0, 2], atol=1e-5), name
-            assert torch.allclose(out[f"points_{name}"][1], (warped[1, 1] + warped[1, 4]) / 2, atol=1e-5), name
-            assert out[f"flow_valid_{name}"][:, 0].tolist() == [1.0, 1.0, 0.0], name
+            assert torch.allclose(render.points[0], warped[0, 2], atol=1e-5), name
+            assert torch.allclose(render.points[1], (warped[1, 1] + warped[1, 4]) / 2, atol=1e-5), name
+            assert render.flow_valid[:, 0].tolist() == [1.0, 1.0, 0.0], name
 
 
 @pytest.mark.parametrize("detach", [False, True])
@@ -185,7 +240,7 @@ def test_semantic_gradients_reach_the_scene_flow_only_without_detached_trajector
     with torch.no_grad():
         model.scene_flow.head.weight.normal_(std=0.3)
     _, unit, times, query = _rays_at(model, torch.tensor([0.1, 0.2, -0.1]), 4, 5)
-    logits = model._dynamic_head(query, lambda values: values)
+    logits = dynamic_head(model, query, torch.arange(query.frames.numel()))
     logits.square().sum().backward()
     flow_grad = sum(float(p.grad.abs().sum()) for p in model.scene_flow.parameters() if p.grad is not None)
     assert (flow_grad == 0.0) == detach, flow_grad
@@ -220,32 +275,27 @@ def test_removing_a_class_no_sample_predicts_changes_nothing(tiny_scene):
 
 
 @pytest.mark.parametrize("background", ["black", "white"])
-def test_rgba_targets_are_composited_the_same_way_for_losses_and_metrics(trained, background):
+def test_rgba_targets_are_composited_the_same_way_for_losses_and_metrics(shared, background):
     """An RGBA image is compared, in the loss and in every metric, with its colour composited on the model's
     background colour (what the model renders where it is transparent)."""
-    _, pipeline = trained
-    model = pipeline.model
-    model.eval()
-    old_background = model.config.background_color
+    _, pipeline = shared
+    model = copy.deepcopy(pipeline.model)  # the config change stays on the copy
     model.config.background_color = background
-    try:
-        height, width = 16, 16
-        rgba = torch.rand(height, width, 4)
-        rgba[0, 0, 3], rgba[0, 1, 3] = 0.0, 1.0
-        bg = 1.0 if background == "white" else 0.0
-        target = rgba[..., :3] * rgba[..., 3:] + bg * (1.0 - rgba[..., 3:])
-        labels = torch.zeros(height, width, 1, dtype=torch.long)
-        logits = torch.zeros(height, width, len(model.class_names))
-        outputs = {"rgb": target, "semantics": logits, "semantics_colormap": torch.zeros(height, width, 3)}
-        outputs |= {"depth": torch.ones(height, width, 1), "accumulation": torch.ones(height, width, 1)}
-        flat = {k: v.reshape(-1, v.shape[-1]) for k, v in outputs.items()}
-        batch = {"image": rgba.reshape(-1, 4), "semantics": labels.reshape(-1, 1)}
-        assert model.get_loss_dict(flat, batch)["rgb"] < 1e-10
-        assert model.get_metrics_dict(flat, batch)["psnr"] > 60
-        metrics, _ = model.get_image_metrics_and_images(outputs, {"image": rgba, "semantics": labels})
-        assert metrics["psnr"] > 60
-    finally:
-        model.config.background_color = old_background
+    height, width = 16, 16
+    rgba = torch.rand(height, width, 4)
+    rgba[0, 0, 3], rgba[0, 1, 3] = 0.0, 1.0
+    bg = 1.0 if background == "white" else 0.0
+    target = rgba[..., :3] * rgba[..., 3:] + bg * (1.0 - rgba[..., 3:])
+    labels = torch.zeros(height, width, 1, dtype=torch.long)
+    logits = torch.zeros(height, width, len(model.class_names))
+    outputs = {"rgb": target, "semantics": logits, "semantics_colormap": torch.zeros(height, width, 3)}
+    outputs |= {"depth": torch.ones(height, width, 1), "accumulation": torch.ones(height, width, 1)}
+    flat = {k: v.reshape(-1, v.shape[-1]) for k, v in outputs.items()}
+    batch = {"image": rgba.reshape(-1, 4), "semantics": labels.reshape(-1, 1)}
+    assert model.get_loss_dict(flat, batch)["rgb"] < 1e-10
+    assert model.get_metrics_dict(flat, batch)["psnr"] > 60
+    metrics, _ = model.get_image_metrics_and_images(outputs, {"image": rgba, "semantics": labels})
+    assert metrics["psnr"] > 60
 
 
 LEARNING_STEPS = 60

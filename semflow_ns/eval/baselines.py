@@ -22,8 +22,8 @@ from typing import Any, Literal, Optional
 import numpy as np
 import torch
 
-from semflow_ns.data.scene_format import FrameRecord, SceneDescription, read_flow, read_label_image
-from semflow_ns.data.splits import SplitOptions, labelled_indices
+from semflow_ns.data.dataparsers.splits import SplitOptions, labelled_indices
+from semflow_ns.data.format import FrameRecord, SceneDescription, read_flow, read_label_image
 from semflow_ns.model_components.metrics import image_metrics
 
 Baseline = Literal["copy", "flow"]

@@ -26,7 +26,7 @@ from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from semflow_ns.data.demo.edits import removal_renderer
-from semflow_ns.data.scene_format import FrameRecord, SceneDescription, read_label_image
+from semflow_ns.data.format import FrameRecord, SceneDescription, read_label_image
 from semflow_ns.model_components.edit_names import EditRequest, resolve_edit
 from semflow_ns.model_components.editing import SceneEdit
 

@@ -1,7 +1,7 @@
 """Flow feature aggregation: sample frame features along a point's trajectory.
 
 Each trajectory point x_{t+k} is projected into the camera of video frame t+k, in world
-coordinates (the official code projects NDC points with world-space poses, METHOD.md §1.2), and the
+coordinates (the official code projects NDC points with world-space poses), and the
 frame's feature map is sampled bilinearly there. Points behind the camera or outside the image are
 flagged invalid; their features are zeroed and the flag is passed on to the attention. When the model
 refines the camera poses, every projection uses the refined pose of its frame (see

@@ -4,7 +4,7 @@ A token is the frame feature sampled at one trajectory point, its validity flag,
 encoding of the displacement (Δx in normalised scene units, Δt in frames) from the current point.
 Tokens are projected to ``d_model``, mixed by multi-head attention with a residual connection and
 LayerNorm, and flattened into the semantic head's input. In the official code these weights were
-never handed to the optimiser (METHOD.md §1.4); here they are an ordinary trained submodule.
+never handed to the optimiser; here they are an ordinary trained submodule.
 """
 
 from dataclasses import dataclass

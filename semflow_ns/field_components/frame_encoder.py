@@ -5,12 +5,16 @@ what this plugin avoids. A four-layer CNN learns, end to end through the semanti
 appearance cues the semantic head needs; it runs only on the frames a batch touches.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int, UInt8
+from PIL import Image
 from torch import Tensor, nn
 
 
@@ -79,3 +83,15 @@ class FrameFeatureBank(nn.Module):
         if self._cache is None:
             self._cache = torch.cat([self.encoder(chunk) for chunk in self.images.split(8)])
         return self._cache[frame_ids]
+
+
+def load_frames(image_filenames: Sequence[Path]) -> UInt8[Tensor, "num_frames height width 3"]:
+    """The video's images as one uint8 tensor (the frame encoder's input)."""
+    frames = []
+    for path in image_filenames:
+        with Image.open(path) as image:
+            frames.append(np.asarray(image.convert("RGB")))
+    sizes = {f.shape for f in frames}
+    if len(sizes) != 1:
+        raise ValueError(f"the video frames must all have the same size, got {sorted(sizes)}")
+    return torch.from_numpy(np.stack(frames))

@@ -3,7 +3,7 @@
 Semantic Flow (and MonoNeRF/DynNeRF before it) predicts, for a point x at time t, where it is one
 frame later (forward) and one frame earlier (backward); trajectories over a window of K frames are
 obtained by integrating these displacements with explicit Euler steps. The official code evaluates
-the forward velocity from the backward state (a copy-paste bug, METHOD.md §1.2); here both
+the forward velocity from the backward state (a copy-paste bug); here both
 directions go through one function with a ``direction`` argument.
 
 The output layer is zero-initialised, so the field starts at the identity (every point is static):

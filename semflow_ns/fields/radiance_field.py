@@ -1,6 +1,6 @@
 """Static and dynamic radiance fields (DynNeRF-style pair) on plane encodings.
 
-One class serves both roles (R7: symmetric code is written once):
+One class serves both roles:
 - the **static field** encodes (x, y, z) and predicts density, colour and a hidden feature;
 - the **dynamic field** encodes (x, y, z, t) and additionally predicts the DynNeRF blending weight
   ``b`` in [0, 1] that decides, per sample, how much of the dynamic field is composited with the

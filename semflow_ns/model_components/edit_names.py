@@ -9,7 +9,7 @@ unknown name the same way: with the list of valid names.
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from semflow_ns.data.scene_format import InstanceInfo
+from semflow_ns.data.format import InstanceInfo
 from semflow_ns.model_components.editing import SceneEdit
 
 

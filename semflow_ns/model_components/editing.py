@@ -1,17 +1,20 @@
 """Scene editing by semantics: remove classes or instances, or highlight classes, at render time.
 
-Removal follows the paper's editing application (Fig. 1; the official code has it commented out,
-METHOD.md §5.5): a sample whose predicted class (or instance) is removed gets zero density, in the
+Removal follows the paper's editing application (Fig. 1; the official code has it commented
+out): a sample whose predicted class (or instance) is removed gets zero density, in the
 static and in the dynamic field, *before* the weights are computed, so the transmittance changes too
 and whatever was behind the removed object shows through.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
+
+from semflow_ns.fields.radiance_field import RadianceSamples
 
 
 @dataclass
@@ -59,6 +62,27 @@ def removal_keep(
     if predicted is not None:
         removed = removed & predicted[..., 0]
     return (~removed)[..., None].to(class_logits.dtype)
+
+
+def removed_densities(
+    edit: SceneEdit,
+    split_logits: Callable[[Tensor], tuple[Tensor, Optional[Tensor]]],
+    static: RadianceSamples,
+    dynamic: RadianceSamples,
+    static_logits: Float[Tensor, "*bs num_logits"],
+    dynamic_logits: Float[Tensor, "*bs num_logits"],
+    predicted: Bool[Tensor, "*bs 1"],
+) -> tuple[Float[Tensor, "*bs 1"], Float[Tensor, "*bs 1"], Float[Tensor, "*bs 1"]]:
+    """Static density, dynamic density and blending weight with the removed samples zeroed.
+
+    ``predicted`` marks the dynamic samples that have logits (the visible ones): the zeros of the others
+    must not count as class 0. A removed dynamic sample also gives up its blending share, or it would
+    still hide the static scene.
+    """
+    assert dynamic.blend is not None
+    static_density = static.density * removal_keep(edit, *split_logits(static_logits))
+    keep_dynamic = removal_keep(edit, *split_logits(dynamic_logits), predicted=predicted)
+    return static_density, dynamic.density * keep_dynamic, dynamic.blend * keep_dynamic
 
 
 def highlight(

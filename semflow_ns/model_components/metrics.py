@@ -1,6 +1,6 @@
 """Segmentation metrics of one image: the paper's semantic protocol and the DAVIS object scores.
 
-Semantic (METHOD.md §4.1): the confusion matrix is built over the classes present in the ground
+Semantic (the paper's evaluation protocol): the confusion matrix is built over the classes present in the ground
 truth or the prediction; total accuracy = trace / sum, class-average accuracy = mean of the
 row-normalised diagonal, mIoU = mean of TP / (TP + FP + FN). The foreground-only mIoU merges every
 static class into class 0 first.

@@ -34,9 +34,11 @@ import torch
 from jaxtyping import Float, Int
 from nerfstudio.cameras.camera_optimizers import CameraOptimizer, CameraOptimizerConfig
 from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 
-from semflow_ns.data.video import VIDEO_FRAME_KEY
+from semflow_ns.data.dataparsers.metadata import VIDEO_FRAME_KEY
 
 RefinementMode = Literal["auto", "off", "SO3xR3", "SE3"]
 
@@ -64,6 +66,17 @@ class PoseRefinementConfig(CameraOptimizerConfig):
 def is_refining(optimizer: Optional[CameraOptimizer]) -> bool:
     """Whether ``optimizer`` changes any pose (it exists and its mode is not ``off``)."""
     return optimizer is not None and optimizer.config.mode != "off"
+
+
+def setup_pose_refinement(config: PoseRefinementConfig, approximate_poses: bool, num_frames: int) -> CameraOptimizer:
+    """The camera optimizer of a video's frames (``auto`` decided by ``approximate_poses``); says when it refines."""
+    optimizer = config.resolve(approximate_poses).setup(num_cameras=num_frames, device="cpu")
+    if is_refining(optimizer):
+        CONSOLE.print(
+            f"[bold]Semantic Flow:[/bold] refining the camera poses of the {num_frames} video frames "
+            f"(camera optimizer mode {optimizer.config.mode})"
+        )
+    return optimizer
 
 
 def corrected_camera_to_worlds(
@@ -114,3 +127,26 @@ def refine_camera(camera: Cameras, refined_camera_to_worlds: Float[Tensor, "num_
     refined = refined_camera_to_worlds.to(camera.camera_to_worlds)[frames.clamp(min=0).to(camera.device)]
     c2w = torch.where(known.to(camera.device)[..., None, None], refined, camera.camera_to_worlds)
     return dataclasses.replace(camera, camera_to_worlds=c2w, metadata=metadata or None)
+
+
+def refine_ray_bundle(optimizer: CameraOptimizer, ray_bundle: RayBundle, training: bool) -> None:
+    """Moves the rays of video frames to their frames' refined poses (in place, like nerfstudio).
+
+    Training rays are identified by their camera index (the training split is the whole video, in
+    order). Other rays (the evaluation batches, point-cloud export) are refined only where they carry
+    a ``video_frame`` index >= 0; rays of the viewer, camera paths and held-out views are left alone.
+    """
+    if not is_refining(optimizer):
+        return
+    if training:
+        optimizer.apply_to_raybundle(ray_bundle)
+        return
+    frames = video_frames_of(ray_bundle.metadata)
+    if frames is None or not bool((frames >= 0).any()):
+        return
+    known = frames >= 0
+    origins, directions = corrected_rays(
+        ray_bundle.origins[known], ray_bundle.directions[known], optimizer(frames[known])
+    )
+    ray_bundle.origins = ray_bundle.origins.index_put((known,), origins)
+    ray_bundle.directions = ray_bundle.directions.index_put((known,), directions)

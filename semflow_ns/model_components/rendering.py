@@ -44,6 +44,28 @@ def blended_weights(
     return BlendedWeights(static=transmittance * alpha_static, dynamic=transmittance * alpha_dynamic)
 
 
+class RenderWeights(NamedTuple):
+    """Compositing weights of the blended render and of each field alone."""
+
+    blended: BlendedWeights
+    static: Float[Tensor, "num_rays num_samples 1"]
+    dynamic: Float[Tensor, "num_rays num_samples 1"]
+
+
+def render_weights(
+    ray_samples: RaySamples,
+    density_static: Float[Tensor, "num_rays num_samples 1"],
+    density_dynamic: Float[Tensor, "num_rays num_samples 1"],
+    blend: Float[Tensor, "num_rays num_samples 1"],
+) -> RenderWeights:
+    """Weights of the blended render (see module docstring) and of the static and dynamic fields alone."""
+    return RenderWeights(
+        blended=blended_weights(ray_samples.deltas, density_static, density_dynamic, blend),
+        static=ray_samples.get_weights(density_static),
+        dynamic=ray_samples.get_weights(density_dynamic),
+    )
+
+
 def composite(
     weights: Float[Tensor, "*bs num_samples 1"], values: Float[Tensor, "*bs num_samples channels"]
 ) -> Float[Tensor, "*bs channels"]:

@@ -5,7 +5,8 @@ Stages: :mod:`~semflow_ns.process.frames` (decode, subsample, resize), :mod:`~se
 (pycolmap structure from motion), with :mod:`~semflow_ns.process.pose_chain` (fallbacks when SfM registers too
 few frames, down to :mod:`~semflow_ns.process.rotation_only` poses), or :mod:`~semflow_ns.process.poses_input`
 (poses supplied by the user),
-then optical flow and writing (:mod:`~semflow_ns.process.pipeline`).
+then optical flow and writing (:mod:`~semflow_ns.process.writing`). :mod:`~semflow_ns.process.run` runs the steps
+in order and assembles the report; :mod:`~semflow_ns.process.options` holds the options and the report.
 """
 
 

@@ -16,10 +16,10 @@ from typing import Optional
 import av
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from semflow_ns.data.files import list_images
-from semflow_ns.data.scene_format import SceneFormatError
+from semflow_ns.data.format import SceneFormatError
+from semflow_ns.data.producers.files import list_images
+from semflow_ns.data.producers.scene_files import read_rgb
 
 
 @dataclass
@@ -87,15 +87,6 @@ def read_video(path: Path, frame_step: int, max_frames: int, max_size: int) -> t
     return frames, total
 
 
-def read_image(path: Path) -> np.ndarray:
-    """uint8 RGB [H, W, 3] of an image file, with an error naming the file when it cannot be read."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as err:
-        raise SceneFormatError(f"{path}: cannot read the image ({err})") from err
-
-
 def _numbers(paths: list[Path]) -> list[int]:
     found = [re.findall(r"\d+", p.stem) for p in paths]
     if all(found):
@@ -112,7 +103,7 @@ def read_folder(folder: Path, frame_step: int, max_frames: int, max_size: int) -
     frames: list[InputFrame] = []
     for position, path in enumerate(paths):
         if _keep(position, len(frames), frame_step, max_frames):
-            rgb = read_image(path)
+            rgb = read_rgb(path)
             size = (rgb.shape[1], rgb.shape[0])
             frames.append(InputFrame(path.stem, position, numbers[position], _resized(rgb, max_size), path, size))
     sizes = {f.source_size for f in frames}

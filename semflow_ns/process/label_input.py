@@ -24,9 +24,16 @@ from typing import Literal, Optional
 import cv2
 import numpy as np
 
-from semflow_ns.data.labels import binary_ids, grey_values, mark_dynamic, open_label, read_labelmap, read_name_list
-from semflow_ns.data.labels import colors_to_ids as decode_colors
-from semflow_ns.data.scene_format import InstanceInfo, SceneFormatError, SemanticClass
+from semflow_ns.data.format import InstanceInfo, SceneFormatError, SemanticClass
+from semflow_ns.data.producers.labels import (
+    binary_ids,
+    grey_values,
+    mark_dynamic,
+    open_label,
+    read_labelmap,
+    read_name_list,
+)
+from semflow_ns.data.producers.labels import colors_to_ids as decode_colors
 from semflow_ns.process.frames import InputFrame
 
 LabelFormatOption = Literal["auto", "binary", "ids", "color"]

@@ -13,7 +13,7 @@ the background's by more than ``moving_fraction`` of the image diagonal in any c
 flow, a band around moving regions, parallax between the two thresholds) is unknown.
 
 Masks are 8-bit images: 0 static, 255 moving, ``MOTION_UNKNOWN`` (128) unknown (read by
-:func:`semflow_ns.data.scene_format.motion_levels`).
+:func:`semflow_ns.data.format.motion_levels`).
 """
 
 from collections.abc import Sequence
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from semflow_ns.data.optical_flow import FrameFlow, warp_by_flow
-from semflow_ns.data.scene_format import MOTION_UNKNOWN
+from semflow_ns.data.format import MOTION_UNKNOWN
+from semflow_ns.data.producers.optical_flow import FrameFlow, warp_by_flow
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ import numpy as np
 import pycolmap
 from rich.console import Console
 
-from semflow_ns.data.scene_format import Intrinsics
+from semflow_ns.data.format import Intrinsics
 from semflow_ns.process import ProcessError
 from semflow_ns.process.rotation_only import (
     FOV_PRIOR_DEGREES,

@@ -20,9 +20,9 @@ from typing import Any, Optional
 import numpy as np
 from plyfile import PlyData
 
-from semflow_ns.data.files import natural_key
-from semflow_ns.data.llff import read_poses_bounds
-from semflow_ns.data.scene_format import Intrinsics, SceneFormatError
+from semflow_ns.data.dynnerf.llff import read_poses_bounds
+from semflow_ns.data.format import Intrinsics, SceneFormatError
+from semflow_ns.data.producers.files import natural_key
 from semflow_ns.process.frames import InputFrame
 
 DEFAULT_BOUNDS = (0.1, 100.0)

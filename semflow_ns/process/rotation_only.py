@@ -27,7 +27,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from semflow_ns.data.scene_format import Intrinsics
+from semflow_ns.data.format import Intrinsics
 from semflow_ns.process import ProcessError
 
 FOV_PRIOR_DEGREES = 57.0

@@ -1,7 +1,7 @@
 """Camera poses and intrinsics of a video by structure from motion with pycolmap (CPU, no weights).
 
-The recipe measured in ``PROCESSING.md``: SIFT features with the moving objects masked out (COLMAP
-ignores keypoints where the mask is 0; masks are ``<image name>.png``), one shared camera
+The measured recipe (README, ``semflow-process-data``, pose step ``sfm``): SIFT features with the moving objects
+masked out (COLMAP ignores keypoints where the mask is 0; masks are ``<image name>.png``), one shared camera
 (``CameraMode.SINGLE``, SIMPLE_RADIAL by default), sequential matching (overlap 10, no loop detection),
 incremental mapping with several models allowed, and the model with the most registered frames kept (never
 simply the first). Poses are converted from COLMAP's world-to-camera (OpenCV axes) to OpenGL
@@ -19,7 +19,7 @@ import numpy as np
 import pycolmap
 from scipy.spatial.transform import Rotation, Slerp
 
-from semflow_ns.data.scene_format import Intrinsics
+from semflow_ns.data.format import Intrinsics
 from semflow_ns.process import ProcessError
 
 CAMERA_MODELS = ("SIMPLE_RADIAL", "SIMPLE_PINHOLE", "PINHOLE", "RADIAL", "OPENCV")

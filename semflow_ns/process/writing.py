@@ -1,6 +1,6 @@
 """The slow stages of ``semflow-process-data``: camera geometry (SfM or supplied), optical flow, writing.
 
-The world of the written scene is normalised like DynNeRF's (see :mod:`semflow_ns.data.scene_geometry`);
+The world of the written scene is normalised like DynNeRF's (see :mod:`semflow_ns.data.producers.scene_geometry`);
 the similarity applied to the SfM / supplied world is stored as ``applied_transform`` in transforms.json.
 """
 
@@ -8,36 +8,36 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import numpy as np
 import pycolmap
 from PIL import Image
 from rich.console import Console
 
-from semflow_ns.data.optical_flow import estimate_video_flow
-from semflow_ns.data.scene_format import (
+from semflow_ns.data.format import (
     FrameRecord,
     Intrinsics,
     SceneDescription,
     SemanticClass,
     load_scene,
     save_scene,
-    write_flow,
-    write_label_image,
 )
-from semflow_ns.data.scene_geometry import bounds_from_points, forward_facing_normalization, unbounded_scene_range
+from semflow_ns.data.producers.optical_flow import FrameFlow, estimate_video_flow
+from semflow_ns.data.producers.scene_files import consistent_fraction, write_flow_files, write_frame_files
+from semflow_ns.data.producers.scene_geometry import (
+    bounds_from_points,
+    forward_facing_normalization,
+    unbounded_scene_range,
+)
 from semflow_ns.process.frames import InputFrame, frame_times
 from semflow_ns.process.label_input import Labels
 from semflow_ns.process.motion import motion_mask
+from semflow_ns.process.options import PoseStats, ProcessOptions, ProcessReport
 from semflow_ns.process.pose_chain import ChainInputs, estimate_poses
 from semflow_ns.process.poses_input import DEFAULT_BOUNDS, SuppliedPoses
-
-if TYPE_CHECKING:
-    from semflow_ns.process.pipeline import ProcessOptions, ProcessReport
 
 
 @dataclass
@@ -57,17 +57,12 @@ class Geometry:
 
 
 def _write_images(root: Path, frames: list[InputFrame]) -> list[Path]:
-    (root / "images").mkdir()
+    """Writes the frames into ``root/images``: a copy of the input image when it is a PNG or JPEG kept at its size."""
     paths = []
     for frame in frames:
         unchanged = frame.source is not None and frame.source_size == (frame.rgb.shape[1], frame.rgb.shape[0])
-        if unchanged and frame.source is not None and frame.source.suffix.lower() in (".jpg", ".jpeg", ".png"):
-            path = root / "images" / f"{frame.name}{frame.source.suffix.lower()}"
-            shutil.copyfile(frame.source, path)
-        else:
-            path = root / "images" / f"{frame.name}.png"
-            Image.fromarray(frame.rgb).save(path)
-        paths.append(path)
+        copy = unchanged and frame.source is not None and frame.source.suffix.lower() in (".jpg", ".jpeg", ".png")
+        paths.append(write_frame_files(root, frame.name, frame.source if copy and frame.source else frame.rgb)["image"])
     return paths
 
 
@@ -97,12 +92,11 @@ def _sfm(
     frames: list[InputFrame],
     images: list[Path],
     labels: Optional[Labels],
-    options: "ProcessOptions",
-    report: "ProcessReport",
+    options: ProcessOptions,
     console: Console,
-) -> tuple[np.ndarray, list[Intrinsics], Optional[np.ndarray], list[int]]:
+) -> tuple[np.ndarray, list[Intrinsics], Optional[np.ndarray], list[int], PoseStats]:
     """Runs the pose chain on the written frames; returns (c2w [K, 4, 4], intrinsics, points [M, 3] or None,
-    kept frame indices) and fills the pose fields of ``report``."""
+    kept frame indices, statistics)."""
     static = _static_masks(images, labels)
     _colmap_masks(root / "colmap" / "masks", images, static)
     pycolmap.logging.minloglevel = 0 if options.verbose else 3
@@ -117,20 +111,23 @@ def _sfm(
         "max_num_features": options.max_num_features,
     }
     result = estimate_poses(inputs, settings, options.min_registered, options.pose_fallback, console)
-    report.pose_step, report.approximate_poses = result.step, result.approximate
-    report.pose_attempts = [a.as_dict() for a in result.attempts]
-    report.registered = result.registered
-    report.points = None if result.points is None else len(result.points)
-    report.reprojection_error_px = result.reprojection_error
-    report.trimmed = len(images) - (result.last - result.first + 1)
-    report.interpolated = [images[i].stem for i in result.interpolated]
+    stats = PoseStats(
+        pose_step=result.step,
+        approximate_poses=result.approximate,
+        pose_attempts=[a.as_dict() for a in result.attempts],
+        registered=result.registered,
+        trimmed=len(images) - (result.last - result.first + 1),
+        interpolated=[images[i].stem for i in result.interpolated],
+        reprojection_error_px=result.reprojection_error,
+        points=None if result.points is None else len(result.points),
+    )
     for leftover in ("database.db", "masks"):
         target = root / "colmap" / leftover
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     if result.points is None:
         shutil.rmtree(root / "colmap", ignore_errors=True)
     kept = list(range(result.first, result.last + 1))
-    return result.camera_to_world, [result.intrinsics] * len(kept), result.points, kept
+    return result.camera_to_world, [result.intrinsics] * len(kept), result.points, kept, stats
 
 
 def _check_baseline(c2w: np.ndarray, bounds: np.ndarray, console: Console) -> None:
@@ -148,23 +145,21 @@ def estimate_geometry(
     frames: list[InputFrame],
     labels: Optional[Labels],
     supplied: Optional[SuppliedPoses],
-    options: "ProcessOptions",
-    report: "ProcessReport",
+    options: ProcessOptions,
     console: Console,
-) -> Geometry:
+) -> tuple[Geometry, PoseStats]:
     """Writes the frames into ``root/images``, gets their cameras (SfM, or ``supplied``) and normalises the world.
 
     Frames that SfM could not register at either end of the video are dropped (see ``Geometry.kept``).
     """
-    start = time.perf_counter()
     images = _write_images(root, frames)
     points, bounds = None, None
     if supplied is None:
-        c2w, intrinsics, points, kept = _sfm(root, frames, images, labels, options, report, console)
+        c2w, intrinsics, points, kept, stats = _sfm(root, frames, images, labels, options, console)
         for index in sorted(set(range(len(frames))) - set(kept)):
             images[index].unlink()
     else:
-        report.pose_source, report.pose_step = str(options.poses), "supplied"
+        stats = PoseStats(pose_source=str(options.poses), pose_step="supplied")
         c2w, intrinsics, points, bounds = (
             supplied.camera_to_world,
             supplied.intrinsics,
@@ -185,39 +180,30 @@ def estimate_geometry(
     poses = norm.poses(c2w)
     scaled_points = None if points is None else norm.points(points)
     box, near, far = unbounded_scene_range(poses, intrinsics, bounds * norm.scale, scaled_points)
-    report.seconds["poses"] = time.perf_counter() - start
-    return Geometry(
-        [frames[i] for i in kept], kept, [images[i] for i in kept], poses, intrinsics, box, near, far, norm.transform
-    )
+    kept_frames, kept_images = [frames[i] for i in kept], [images[i] for i in kept]
+    return Geometry(kept_frames, kept, kept_images, poses, intrinsics, box, near, far, norm.transform), stats
 
 
-def _flows(root: Path, geometry: Geometry, options: "ProcessOptions", report: "ProcessReport") -> list[dict[str, Path]]:
-    start = time.perf_counter()
+def write_flows(
+    root: Path, geometry: Geometry, options: ProcessOptions
+) -> tuple[list[dict[str, Path]], float, list[FrameFlow]]:
+    """Estimates and writes the optical flow of the kept frames; returns the flow files of each frame (FrameRecord
+    keyword arguments), the share of flow pixels that pass the forward-backward check, and the flow itself."""
     flows = estimate_video_flow(
         [f.rgb for f in geometry.frames], options.flow_preset, True, options.num_threads or None
     )
-    out: list[dict[str, Path]] = [{} for _ in flows]
-    masks = []
-    for i, (frame, flow) in enumerate(zip(geometry.frames, flows, strict=True)):
-        for key, values, mask in (("flow_fwd", flow.fwd, flow.fwd_mask), ("flow_bwd", flow.bwd, flow.bwd_mask)):
-            if values is not None and mask is not None:
-                out[i][key] = root / "flow" / f"{frame.name}_{key[-3:]}.npz"
-                write_flow(out[i][key], values, mask)
-                masks.append(mask.ravel())
-    report.flow_consistent_fraction = float(np.concatenate(masks).mean())
-    report.seconds["flow"] = time.perf_counter() - start
-    if options.motion_masks == "flow" and len(flows) > 1:
-        start = time.perf_counter()
-        moving = []
-        for i, frame in enumerate(geometry.frames):
-            out[i]["motion_mask"] = root / "motion_masks" / f"{frame.name}.png"
-            out[i]["motion_mask"].parent.mkdir(parents=True, exist_ok=True)
-            values = motion_mask(flows, i)
-            Image.fromarray(values).save(out[i]["motion_mask"])
-            moving.append(float((values == 255).mean()))
-        report.motion_masks, report.moving_fraction = "flow", float(np.mean(moving))
-        report.seconds["motion_masks"] = time.perf_counter() - start
-    return out
+    return write_flow_files(root, [f.name for f in geometry.frames], flows), consistent_fraction(flows), flows
+
+
+def write_motion_masks(root: Path, geometry: Geometry, flows: list[FrameFlow]) -> tuple[list[dict[str, Path]], float]:
+    """Writes every kept frame's motion mask estimated from the flow (:mod:`semflow_ns.process.motion`); returns
+    the mask file of each frame (FrameRecord keyword arguments) and the mean share of pixels marked moving."""
+    files, moving = [], []
+    for i, frame in enumerate(geometry.frames):
+        levels = motion_mask(flows, i)
+        files.append(write_frame_files(root, frame.name, motion=levels))
+        moving.append(float((levels == 255).mean()))
+    return files, float(np.mean(moving))
 
 
 def _label_files(root: Path, name: str, labels: Labels, index: int, motion: bool) -> dict[str, Path]:
@@ -225,20 +211,34 @@ def _label_files(root: Path, name: str, labels: Labels, index: int, motion: bool
     ids = labels.semantics[index]
     if ids is None:
         return {}
-    out = {"semantics": root / "semantics" / f"{name}.png"}
-    write_label_image(out["semantics"], ids)
-    if motion:
-        out["motion_mask"] = root / "motion_masks" / f"{name}.png"
-        moving = np.isin(ids, [i for i, c in enumerate(labels.classes) if c.dynamic])
-        out["motion_mask"].parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(moving.astype(np.uint8) * 255).save(out["motion_mask"])
-    if labels.instance_ids is not None and labels.instance_ids[index] is not None:
-        out["instances"] = root / "instances" / f"{name}.png"
-        write_label_image(out["instances"], labels.instance_ids[index])
-    return out
+    moving = np.isin(ids, [i for i, c in enumerate(labels.classes) if c.dynamic]) if motion else None
+    instances = None if labels.instance_ids is None else labels.instance_ids[index]
+    return write_frame_files(root, name, semantics=ids, instances=instances, motion=moving)
 
 
-def _json_ready(report: "ProcessReport") -> dict[str, Any]:
+def write_frames(
+    root: Path, geometry: Geometry, labels: Optional[Labels], files: list[dict[str, Path]], label_motion: bool
+) -> list[FrameRecord]:
+    """Writes the labels (and with ``label_motion`` motion masks from their moving classes) of the kept frames;
+    returns the records of the scene's frames, with the files already written (``files``, per frame)."""
+    frames = []
+    for i, (frame, time_, image) in enumerate(
+        zip(geometry.frames, frame_times(geometry.frames), geometry.images, strict=True)
+    ):
+        extra: dict[str, Path] = dict(files[i])
+        if labels is not None:
+            extra.update(_label_files(root, frame.name, labels, geometry.kept[i], label_motion))
+        pose, intr = geometry.camera_to_world[i], geometry.intrinsics[i]
+        frames.append(FrameRecord(image=image, camera_to_world=pose, time=time_, intrinsics=intr, **extra))
+    return frames
+
+
+def scene_classes(labels: Optional[Labels]) -> list[SemanticClass]:
+    """The classes of the scene: those of the labels, else one static "background" class."""
+    return labels.classes if labels is not None else [SemanticClass("background", (0, 0, 0))]
+
+
+def _json_ready(report: ProcessReport) -> dict[str, Any]:
     values = dataclasses.asdict(report)
     values["output"] = str(values["output"])
     values["seconds"] = {k: round(v, 2) for k, v in values["seconds"].items()}
@@ -246,25 +246,15 @@ def _json_ready(report: "ProcessReport") -> dict[str, Any]:
 
 
 def write_scene(
-    root: Path, geometry: Geometry, labels: Optional[Labels], options: "ProcessOptions", report: "ProcessReport"
+    root: Path,
+    frames: list[FrameRecord],
+    classes: list[SemanticClass],
+    labels: Optional[Labels],
+    geometry: Geometry,
+    options: ProcessOptions,
+    report: ProcessReport,
 ) -> None:
-    """Writes flow, labels, motion masks and transforms.json into ``root`` and validates the result."""
-    flows = _flows(root, geometry, options, report)
-    frames = []
-    for i, (frame, time_, image) in enumerate(
-        zip(geometry.frames, frame_times(geometry.frames), geometry.images, strict=True)
-    ):
-        extra: dict[str, Path] = dict(flows[i])
-        if labels is not None:
-            extra.update(_label_files(root, frame.name, labels, geometry.kept[i], options.motion_masks == "labels"))
-        pose, intr = geometry.camera_to_world[i], geometry.intrinsics[i]
-        frames.append(FrameRecord(image=image, camera_to_world=pose, time=time_, intrinsics=intr, **extra))
-    classes = labels.classes if labels is not None else [SemanticClass("background", (0, 0, 0))]
-    report.frames = len(frames)
-    if options.motion_masks == "labels" and labels is not None:
-        report.motion_masks = "labels"
-    report.labelled_frames = sum(f.semantics is not None for f in frames)
-    report.classes = [c.name + (" (moving)" if c.dynamic else "") for c in classes]
+    """Writes transforms.json into ``root``, with ``report`` as its "processing" record, and validates the scene."""
     meta = {"processing": _json_ready(report), "applied_transform": geometry.transform.tolist()}
     meta["source"] = str(options.video or options.images)
     scene = SceneDescription(

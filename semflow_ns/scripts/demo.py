@@ -16,7 +16,7 @@ import tyro
 from rich.console import Console
 
 from semflow_ns.data.demo import DemoSceneConfig, DemoStatus, default_demo_dir, demo_status, ensure_demo_scene
-from semflow_ns.data.scene_format import load_scene
+from semflow_ns.data.format import load_scene
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """``semflow-eval``: `ns-eval` for Semantic Flow runs, with the label-subset protocol of the paper.
 
 `ns-eval --load-config RUN/config.yml` already reports PSNR, SSIM, mIoU, total accuracy and
-class-average accuracy (per image, then averaged; METHOD.md §4.1) over the run's evaluation images.
+class-average accuracy (per image, then averaged; README, "Evaluation") over the run's evaluation images.
 `semflow-eval` writes the same JSON and adds:
 
 - ``frames``: the 0-based video frame of every evaluated image (held-out views: the frame at their
@@ -46,8 +46,8 @@ from nerfstudio.scripts.eval import ComputePSNR
 from nerfstudio.utils.eval_utils import eval_setup
 from rich.console import Console
 
-from semflow_ns.data.scene_format import FrameRecord, SceneDescription, SceneFormatError, load_scene
-from semflow_ns.data.splits import EvalSource
+from semflow_ns.data.dataparsers.splits import EvalSource
+from semflow_ns.data.format import FrameRecord, SceneDescription, SceneFormatError, load_scene
 from semflow_ns.scripts.runs import RunError, edited_config_file, load_run_config, load_run_scene
 
 

@@ -18,9 +18,10 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
-from semflow_ns.data.scene_format import SceneFormatError
+from semflow_ns.data.format import SceneFormatError
 from semflow_ns.process import ProcessError
-from semflow_ns.process.pipeline import ProcessOptions, ProcessReport, process
+from semflow_ns.process.options import ProcessOptions, ProcessReport
+from semflow_ns.process.run import process
 
 POSE_STEP_NAMES = {
     "sfm": "pycolmap SfM",

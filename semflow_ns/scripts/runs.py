@@ -19,7 +19,7 @@ import torch
 import yaml
 from nerfstudio.engine.trainer import TrainerConfig
 
-from semflow_ns.data.video import SceneInfo, VideoFrames
+from semflow_ns.data.dataparsers.metadata import SceneInfo, VideoFrames
 from semflow_ns.model_components.edit_names import EditRequest, resolve_edit
 
 

@@ -32,7 +32,7 @@ from nerfstudio.viewer.viewer_elements import (
 from torch import Tensor
 from viser import ViserServer
 
-from semflow_ns.data.scene_format import InstanceInfo
+from semflow_ns.data.format import InstanceInfo
 from semflow_ns.model_components.edit_names import EditError, EditRequest, resolve_edit
 from semflow_ns.model_components.editing import SceneEdit
 

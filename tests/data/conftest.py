@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from semflow_ns.data.demo import DemoSceneConfig, generate_demo_scene
-from semflow_ns.data.llff import to_poses_bounds
-from semflow_ns.data.scene_format import SceneDescription, load_scene, read_flow, read_label_image
+from semflow_ns.data.dynnerf.llff import to_poses_bounds
+from semflow_ns.data.format import SceneDescription, load_scene, read_flow, read_label_image
 
 DYNNERF_DEMO = DemoSceneConfig(num_frames=6, width=64, height=48, num_eval_times=0, supersample=1)
 """6 frames of 64x48: images/ at 64x48, images_2/ at 32x24."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from semflow_ns.data.scene_format import FrameRecord, Intrinsics, load_scene, write_flow
+from semflow_ns.data.format import FrameRecord, Intrinsics, load_scene, write_flow
 from semflow_ns.eval.baselines import (
     LabelMaps,
     copy_nearest,

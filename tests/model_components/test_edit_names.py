@@ -2,7 +2,7 @@
 
 import pytest
 
-from semflow_ns.data.scene_format import InstanceInfo
+from semflow_ns.data.format import InstanceInfo
 from semflow_ns.model_components.edit_names import EditError, EditRequest, class_ids, instance_ids, resolve_edit
 from semflow_ns.model_components.editing import SceneEdit
 

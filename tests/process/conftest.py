@@ -17,9 +17,9 @@ from PIL import Image
 from rich.console import Console
 
 from semflow_ns.data.demo import DemoSceneConfig, generate_demo_scene
-from semflow_ns.data.llff import to_poses_bounds
-from semflow_ns.data.scene_format import SceneDescription, load_scene, read_label_image
-from semflow_ns.process.pipeline import ProcessOptions
+from semflow_ns.data.dynnerf.llff import to_poses_bounds
+from semflow_ns.data.format import SceneDescription, load_scene, read_label_image
+from semflow_ns.process.options import ProcessOptions
 from semflow_ns.scripts.process_data import run
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from semflow_ns.data.scene_format import load_scene
+from semflow_ns.data.format import load_scene
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,8 @@ real DAVIS clip against its ground-truth masks."""
 import numpy as np
 import pytest
 
-from semflow_ns.data.optical_flow import FrameFlow, estimate_video_flow
-from semflow_ns.data.scene_format import MOTION_UNKNOWN, motion_levels
+from semflow_ns.data.format import MOTION_UNKNOWN, motion_levels
+from semflow_ns.data.producers.optical_flow import FrameFlow, estimate_video_flow
 from semflow_ns.process.motion import MotionOptions, background_residual, chained_flow, motion_mask
 
 H, W = 60, 80

@@ -13,7 +13,7 @@ from PIL import Image
 from rich.console import Console
 from scipy.spatial.transform import Rotation
 
-from semflow_ns.data.scene_format import Intrinsics, load_scene
+from semflow_ns.data.format import Intrinsics, load_scene
 from semflow_ns.process import ProcessError, pose_chain
 from semflow_ns.process.pose_chain import POSE_STEPS, merge_models
 from semflow_ns.process.rotation_only import _static_mask, prior_intrinsics, rotation_only_poses, track_static_points

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semflow_ns.data.scene_format import MOTION_UNKNOWN, load_scene, read_label_image
-from semflow_ns.data.semflow_dataparser import SemanticFlowDataParserConfig
+from semflow_ns.data.dataparsers.semflow_dataparser import SemanticFlowDataParserConfig
+from semflow_ns.data.format import MOTION_UNKNOWN, load_scene, read_label_image
 
 
 def relative_rotations_match(scene, source) -> None:

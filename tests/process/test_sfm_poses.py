@@ -5,7 +5,7 @@ import pycolmap
 import pytest
 from scipy.spatial.transform import Rotation
 
-from semflow_ns.data.scene_format import Intrinsics
+from semflow_ns.data.format import Intrinsics
 from semflow_ns.process import ProcessError
 from semflow_ns.process.sfm import SfmResult, complete_poses, intrinsics_from_camera
 

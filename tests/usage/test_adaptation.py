@@ -12,7 +12,7 @@ from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
 from nerfstudio.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
 
 from semflow_ns.data.demo import DemoSceneConfig, generate_demo_scene
-from semflow_ns.data.scene_format import SCENE_FILE
+from semflow_ns.data.format import SCENE_FILE
 from semflow_ns.model_components.adaptation import (
     AdaptationConfig,
     AdaptationError,

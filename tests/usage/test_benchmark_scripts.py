@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semflow_ns.data.scene_format import load_scene
+from semflow_ns.data.format import load_scene
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 

@@ -81,7 +81,7 @@ def test_semflow_export_writes_a_semantic_point_cloud_at_one_time(trained_run, t
 def test_removal_is_scored_against_the_true_background(trained_run, tiny_scene):
     from nerfstudio.utils.eval_utils import eval_setup
 
-    from semflow_ns.data.scene_format import load_scene
+    from semflow_ns.data.format import load_scene
     from semflow_ns.eval.removal import SCORES, mean_scores, score_removal
 
     _, pipeline, _, _ = eval_setup(trained_run)

@@ -10,7 +10,7 @@ from nerfstudio.viewer.viewer_elements import ViewerElement
 from torch import nn
 from viser import ViserServer
 
-from semflow_ns.data.scene_format import InstanceInfo
+from semflow_ns.data.format import InstanceInfo
 from semflow_ns.model_components.editing import SceneEdit
 from semflow_ns.viewer.panel import HIGHLIGHT, SemanticFlowPanel
 

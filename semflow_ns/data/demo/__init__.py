@@ -3,7 +3,7 @@
 A closed, textured room (floor, walls, ceiling) with static objects (two crates, a pillar) and three moving
 ones (a rolling and a bouncing ball of class "ball", a sliding and turning "cube"), filmed by a monocular
 camera moving on an arc. Training frames carry RGB, semantic and instance labels, and optical flow estimated
-from the rendered images with :mod:`semflow_ns.data.optical_flow`; held-out views show the same times from
+from the rendered images with :mod:`semflow_ns.data.producers.optical_flow`; held-out views show the same times from
 other poses of the camera path and carry depth; the analytic forward flow is stored for evaluation only.
 
 Typical use::

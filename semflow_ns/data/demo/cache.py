@@ -19,7 +19,7 @@ from rich.console import Console
 
 from semflow_ns.data.demo.config import DEMO_VERSION, DemoSceneConfig
 from semflow_ns.data.demo.generate import generate_demo_scene
-from semflow_ns.data.scene_format import SCENE_FILE
+from semflow_ns.data.format import SCENE_FILE
 
 DEMO_DIR_ENV = "SEMFLOW_DEMO_DIR"
 """Environment variable that overrides the default demo folder."""

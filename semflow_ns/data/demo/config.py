@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semflow_ns.data.optical_flow import PRESETS
+from semflow_ns.data.producers.optical_flow import PRESETS
 
 DEMO_VERSION = 3
 """Bumped whenever the generated content changes, so that cached demo scenes get regenerated."""

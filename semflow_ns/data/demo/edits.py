@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from semflow_ns.data.demo.config import DEMO_VERSION, DemoSceneConfig
 from semflow_ns.data.demo.render import RenderedView, render_view
 from semflow_ns.data.demo.scene import DemoWorld, build_world
-from semflow_ns.data.scene_format import FrameRecord, SceneDescription
+from semflow_ns.data.format import FrameRecord, SceneDescription
 
 
 def removable_names(world: DemoWorld) -> tuple[list[str], list[str]]:

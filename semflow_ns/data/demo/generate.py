@@ -2,10 +2,10 @@
 
 Folder layout (all paths relative to the scene root, ``i`` = training frame, ``c`` = pose index):
 
-* ``transforms.json`` - the scene description (see :mod:`semflow_ns.data.scene_format`);
+* ``transforms.json`` - the scene description (see :mod:`semflow_ns.data.format`);
 * ``images/{i:05d}.png``, ``semantics/{i:05d}.png``, ``instances/{i:05d}.png`` - the training video;
 * ``flow/{i:05d}_fwd.npz``, ``flow/{i:05d}_bwd.npz`` - optical flow *estimated from the rendered images*
-  with :mod:`semflow_ns.data.optical_flow`, exactly as for a real video;
+  with :mod:`semflow_ns.data.producers.optical_flow`, exactly as for a real video;
 * ``eval/{images,semantics,instances}/t{i:05d}_v{k}.png`` and ``eval/depth/t{i:05d}_v{k}.npy`` - time of
   frame ``i`` seen from the two nearby held-out cameras on the training arc (``view_set`` ``nearby``);
 * ``eval/.../t{i:05d}_n0`` and ``t{i:05d}_n1`` - novel held-out cameras 0.8 m above the arc, at the time of frame
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from rich.console import Console
 from rich.progress import Progress
 
@@ -45,39 +44,20 @@ from semflow_ns.data.demo.scene import (
     camera_pose,
     intrinsics,
 )
-from semflow_ns.data.optical_flow import FrameFlow, estimate_video_flow, progress_bar
-from semflow_ns.data.scene_format import (
+from semflow_ns.data.format import (
     FrameRecord,
     Intrinsics,
     SceneDescription,
     load_scene,
     save_scene,
-    write_flow,
-    write_label_image,
 )
+from semflow_ns.data.producers.optical_flow import FrameFlow, estimate_video_flow, progress_bar
+from semflow_ns.data.producers.scene_files import write_flow_files, write_frame_files
 
 GT_FLOW_DIR = "gt/flow"
 """Folder of the ground-truth forward flow, recorded in the scene's extra key ``gt_flow_dir``."""
 NEAR = 0.05
 """Near plane distance (metres) written to the scene."""
-
-
-def _save_view_files(root: Path, folder: str, name: str, view: RenderedView, with_depth: bool) -> dict[str, Path]:
-    """Writes the image and label files of one view; returns their absolute paths by FrameRecord field."""
-    paths = {
-        "image": root / folder / "images" / f"{name}.png",
-        "semantics": root / folder / "semantics" / f"{name}.png",
-        "instances": root / folder / "instances" / f"{name}.png",
-    }
-    paths["image"].parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(view.rgb).save(paths["image"])
-    write_label_image(paths["semantics"], view.semantics)
-    write_label_image(paths["instances"], view.instances)
-    if with_depth:
-        paths["depth"] = root / folder / "depth" / f"{name}.npy"
-        paths["depth"].parent.mkdir(parents=True, exist_ok=True)
-        np.save(paths["depth"], view.depth)
-    return paths
 
 
 @dataclass(frozen=True)
@@ -103,14 +83,14 @@ class _Video:
         return render_view(self.world, pose, self.intr, self.times[time_index], self.config.supersample)
 
 
-def _training_frame(root: Path, video: _Video, index: int, view: RenderedView, flow: FrameFlow) -> FrameRecord:
-    """Writes training frame ``index`` (image, labels, estimated flow) and returns its record."""
-    paths = _save_view_files(root, "", f"{index:05d}", view, with_depth=False)
-    for key, values, mask in (("flow_fwd", flow.fwd, flow.fwd_mask), ("flow_bwd", flow.bwd, flow.bwd_mask)):
-        if values is not None and mask is not None:
-            paths[key] = root / "flow" / f"{index:05d}_{key[-3:]}.npz"
-            write_flow(paths[key], values, mask)
-    return FrameRecord(camera_to_world=video.poses[index], time=video.times[index], intrinsics=video.intr, **paths)
+def _training_frame(
+    root: Path, video: _Video, index: int, view: RenderedView, flow_files: dict[str, Path]
+) -> FrameRecord:
+    """Writes training frame ``index`` (image, labels) and returns its record, with its flow files."""
+    paths = write_frame_files(root, f"{index:05d}", view.rgb, view.semantics, view.instances)
+    return FrameRecord(
+        camera_to_world=video.poses[index], time=video.times[index], intrinsics=video.intr, **paths, **flow_files
+    )
 
 
 def _render_video(video: _Video, bar: Progress) -> tuple[list[RenderedView], list[np.ndarray]]:
@@ -138,7 +118,7 @@ def _eval_frames(root: Path, video: _Video, bar: Progress) -> list[FrameRecord]:
 
     def write(name: str, pose: np.ndarray, time: float, view_set: str) -> FrameRecord:
         view = render_view(video.world, pose, video.intr, time, config.supersample)
-        paths = _save_view_files(root, "eval", name, view, with_depth=True)
+        paths = write_frame_files(root / "eval", name, view.rgb, view.semantics, view.instances, depth=view.depth)
         bar.advance(task)
         return FrameRecord(camera_to_world=pose, time=time, intrinsics=video.intr, view_set=view_set, **paths)
 
@@ -213,9 +193,8 @@ def generate_demo_scene(
         views, gt_flows = _render_video(video, bar)
     flows = estimate_video_flow([view.rgb for view in views], preset=config.flow_preset, progress=progress)
     with progress_bar(progress) as bar:
-        frames = [
-            _training_frame(root, video, i, view, flow) for i, (view, flow) in enumerate(zip(views, flows, strict=True))
-        ]
+        flow_files = write_flow_files(root, [f"{i:05d}" for i in range(len(views))], flows)
+        frames = [_training_frame(root, video, i, view, flow_files[i]) for i, view in enumerate(views)]
         eval_frames = _eval_frames(root, video, bar)
     _write_gt_flows(root, gt_flows)
     stats = flow_statistics(flows, gt_flows, views)

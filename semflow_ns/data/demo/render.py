@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from semflow_ns.data.demo.scene import DemoWorld, Pose
-from semflow_ns.data.scene_format import Intrinsics
+from semflow_ns.data.format import Intrinsics
 
 LIGHT_DIRECTION = np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8])
 """Unit vector from surfaces towards the directional light (world coordinates)."""

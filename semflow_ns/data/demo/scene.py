@@ -11,7 +11,7 @@ import numpy as np
 
 from semflow_ns.data.demo import textures as tex
 from semflow_ns.data.demo.geometry import Box, Cylinder, FloorPlane, RoomShell, Shape, Sphere, look_at, rotation
-from semflow_ns.data.scene_format import InstanceInfo, Intrinsics, SemanticClass
+from semflow_ns.data.format import InstanceInfo, Intrinsics, SemanticClass
 
 ROOM_LO = (-2.0, -2.0, 0.0)
 """Lower corner of the room (metres)."""

@@ -1,0 +1,131 @@
+"""Which frames a split holds, and which training frames keep their labels (label subsets).
+
+Shared by every DataParser of the plugin (``semflow-data``, ``dynnerf-data``), so that the paper's
+semantic-completion and tracking settings (labels on a subset of the video, evaluation on the other
+frames) work the same way for every input format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from semflow_ns.data.dataparsers.frame_selection import FrameSelectionError, parse_frame_set
+from semflow_ns.data.format import FrameRecord, SceneDescription, SceneFormatError
+
+EvalSource = Literal["auto", "held-out", "video", "unlabelled"]
+"""Where the val/test images come from (see :class:`SplitOptions`)."""
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """The split options common to the DataParsers.
+
+    Attributes:
+        label_frames: frame set (syntax of :mod:`semflow_ns.data.dataparsers.frame_selection`) of the video frames whose
+            labels are used for training; the other frames keep RGB and flow but no labels.
+        eval_source: ``held-out``: the scene's held-out views; ``video``: video frames (``eval_frames``, else
+            every ``eval_interval``-th); ``unlabelled``: the video frames outside ``label_frames`` that have
+            ground-truth labels; ``auto``: held-out views when the scene has them, else ``video``.
+        eval_interval: step between evaluated video frames for ``video`` when ``eval_frames`` is empty.
+        eval_frames: frame set of the evaluated video frames for ``video`` (empty: use ``eval_interval``).
+        eval_view_set: for ``held-out``, only the views whose ``view_set`` is this name (empty: every view).
+    """
+
+    label_frames: str = "all"
+    eval_source: EvalSource = "auto"
+    eval_interval: int = 8
+    eval_frames: str = ""
+    eval_view_set: str = ""
+
+
+def labelled_indices(scene: SceneDescription, options: SplitOptions) -> list[int]:
+    """Indices of the video frames whose labels are used for training (validated against the video length)."""
+    return parse_frame_set(options.label_frames, len(scene.frames), "--label-frames")
+
+
+def without_labels(frame: FrameRecord, masks_from_labels: bool) -> FrameRecord:
+    """A copy of ``frame`` with its labels withheld: no semantics, no instances, and no motion mask when the
+    scene's motion masks were derived from the labels (then the frame's motion is unknown)."""
+    motion = None if masks_from_labels else frame.motion_mask
+    return dataclasses.replace(frame, semantics=None, instances=None, motion_mask=motion)
+
+
+def training_frames(scene: SceneDescription, options: SplitOptions) -> list[FrameRecord]:
+    """The whole video, with labels withheld from the frames outside ``options.label_frames``."""
+    keep = set(labelled_indices(scene, options))
+    return [
+        frame if i in keep else without_labels(frame, scene.motion_masks_from_labels)
+        for i, frame in enumerate(scene.frames)
+    ]
+
+
+def _video_eval_frames(scene: SceneDescription, options: SplitOptions) -> list[FrameRecord]:
+    if options.eval_frames.strip():
+        indices = parse_frame_set(options.eval_frames, len(scene.frames), "--eval-frames")
+        return [scene.frames[i] for i in indices]
+    if options.eval_interval < 1:
+        raise FrameSelectionError(f"--eval-interval must be at least 1, got {options.eval_interval}")
+    return scene.frames[:: options.eval_interval]
+
+
+def _unlabelled_eval_frames(scene: SceneDescription, options: SplitOptions) -> list[FrameRecord]:
+    labelled = set(labelled_indices(scene, options))
+    outside = [i for i in range(len(scene.frames)) if i not in labelled]
+    frames = [scene.frames[i] for i in outside if scene.frames[i].semantics is not None]
+    if not outside:
+        raise FrameSelectionError(
+            f"--eval-source unlabelled: --label-frames {options.label_frames!r} keeps the labels of every frame, "
+            "so no frame is left to evaluate; choose a label subset such as 'first:50%'"
+        )
+    if not frames:
+        raise SceneFormatError(
+            f"{scene.root / 'transforms.json'}: frames: --eval-source unlabelled: none of the {len(outside)} frames "
+            "outside --label-frames has a ground-truth label (semantics_path) to score against"
+        )
+    return frames
+
+
+def _held_out_views(scene: SceneDescription, view_set: str) -> list[FrameRecord]:
+    if not view_set:
+        return scene.eval_frames
+    views = [f for f in scene.eval_frames if f.view_set == view_set]
+    if not views:
+        sets = sorted({f.view_set for f in scene.eval_frames if f.view_set})
+        raise SceneFormatError(
+            f"{scene.root / 'transforms.json'}: eval_frames: no held-out view has view_set {view_set!r} "
+            f"(the scene's view sets: {', '.join(sets) if sets else 'none'})"
+        )
+    return views
+
+
+def eval_frames(scene: SceneDescription, options: SplitOptions) -> list[FrameRecord]:
+    """The images of the val/test split, with their ground-truth labels (never withheld).
+
+    Raises:
+        SceneFormatError: ``held-out`` without held-out views, or ``unlabelled`` without ground truth.
+        FrameSelectionError: a frame set that does not parse or selects nothing to evaluate.
+    """
+    source = options.eval_source
+    if source == "auto":
+        source = "held-out" if scene.eval_frames else "video"
+    if source == "held-out":
+        if not scene.eval_frames:
+            raise SceneFormatError(
+                f"{scene.root / 'transforms.json'}: eval_frames: eval-source 'held-out' needs held-out views"
+            )
+        return _held_out_views(scene, options.eval_view_set)
+    if source == "unlabelled":
+        return _unlabelled_eval_frames(scene, options)
+    frames = _video_eval_frames(scene, options)
+    if not frames:
+        raise FrameSelectionError(f"--eval-frames {options.eval_frames!r} selects no frame to evaluate")
+    return frames
+
+
+def describe_labels(frames: Sequence[FrameRecord], options: SplitOptions) -> str:
+    """One line for the console: how many training frames keep labels under ``options.label_frames``."""
+    labelled = sum(f.semantics is not None for f in frames)
+    return f"labels on {labelled}/{len(frames)} frames (--label-frames {options.label_frames!r})"

@@ -1,0 +1,120 @@
+"""Pixel sampler that draws each batch from a few video frames, with extra rays on moving pixels.
+
+Two reasons, both from the method:
+- the frame encoder runs on the frames a batch touches (and their neighbours in time), so drawing a
+  batch from a handful of frames bounds its cost per step (the paper draws one frame per step);
+- moving objects cover a small part of most images; the paper fills half of each batch from
+  dynamic pixels so that the dynamic field and the scene flow see enough of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import torch
+from jaxtyping import Int
+from nerfstudio.data.pixel_samplers import PixelSampler, PixelSamplerConfig
+from torch import Tensor
+
+
+@dataclass
+class SemanticFlowPixelSamplerConfig(PixelSamplerConfig):
+    """Samples rays from `num_frames_per_batch` random frames, a fraction of them on moving pixels."""
+
+    _target: type = field(default_factory=lambda: SemanticFlowPixelSampler)
+    num_frames_per_batch: int = 4
+    """Frames each batch is drawn from (<= 0: all frames)."""
+    dynamic_ray_fraction: float = 0.25
+    """Fraction of the rays drawn from pixels whose `motion` value is 1, when the chosen frames have any."""
+
+
+def sample_indices(
+    motion: Optional[Tensor],
+    batch_size: int,
+    num_images: int,
+    image_height: int,
+    image_width: int,
+    num_frames_per_batch: int,
+    dynamic_ray_fraction: float,
+    device: Union[torch.device, str] = "cpu",
+) -> Int[Tensor, "batch_size 3"]:
+    """(image, y, x) indices of a batch: ``num_frames_per_batch`` random images (<= 0: all), a
+    ``dynamic_ray_fraction`` of the rays on pixels whose ``motion`` [num_images, H, W, 1] is 1 (none when
+    ``motion`` is None or the chosen images have no moving pixel), the rest uniform over the chosen images."""
+    num_frames = num_images if num_frames_per_batch <= 0 else min(num_frames_per_batch, num_images)
+    frames = torch.randperm(num_images, device=device)[:num_frames]
+    num_dynamic = int(round(batch_size * dynamic_ray_fraction)) if motion is not None else 0
+    dynamic = _dynamic_pixels(motion, frames, num_dynamic, device)
+    num_uniform = batch_size - len(dynamic)
+    uniform = torch.stack(
+        [
+            frames[torch.randint(num_frames, (num_uniform,), device=device)],
+            torch.randint(image_height, (num_uniform,), device=device),
+            torch.randint(image_width, (num_uniform,), device=device),
+        ],
+        dim=-1,
+    )
+    return torch.cat([uniform, dynamic], dim=0)
+
+
+def _dynamic_pixels(motion: Optional[Tensor], frames: Tensor, count: int, device: Union[torch.device, str]) -> Tensor:
+    """`count` random (image, y, x) indices on moving pixels of `frames`; fewer if there are none."""
+    if count == 0 or motion is None:
+        return torch.zeros(0, 3, dtype=torch.long, device=device)
+    candidates = torch.nonzero(motion[frames.to(motion.device), ..., 0] > 0.5).to(device)
+    if len(candidates) == 0:
+        return torch.zeros(0, 3, dtype=torch.long, device=device)
+    chosen = candidates[torch.randint(len(candidates), (count,), device=device)]
+    chosen[:, 0] = frames[chosen[:, 0]]
+    return chosen
+
+
+class _ChosenIndices(PixelSampler):
+    """A throwaway sampler whose ``sample_method`` returns indices chosen beforehand, so that nerfstudio's own
+    ``collate_image_dataset_batch`` gathers one batch at them (no state is kept on the real sampler)."""
+
+    def __init__(self, config: PixelSamplerConfig, indices: Tensor) -> None:
+        super().__init__(config)
+        self.indices = indices
+
+    def sample_method(self, *args, **kwargs) -> Tensor:
+        return self.indices
+
+
+class SemanticFlowPixelSampler(PixelSampler):
+    """See :class:`SemanticFlowPixelSamplerConfig`. The choice of pixels is :func:`sample_indices`."""
+
+    config: SemanticFlowPixelSamplerConfig
+
+    def _uses_mask(self, mask: Optional[Tensor]) -> bool:
+        return mask is not None and not self.config.ignore_mask
+
+    def collate_image_dataset_batch(self, batch: dict, num_rays_per_batch: int, keep_full_image: bool = False):
+        config = self.config
+        if config.is_equirectangular or config.fisheye_crop_radius is not None or self._uses_mask(batch.get("mask")):
+            return super().collate_image_dataset_batch(batch, num_rays_per_batch, keep_full_image)
+        num_images, image_height, image_width, _ = batch["image"].shape
+        indices = sample_indices(
+            batch.get("motion"), num_rays_per_batch, num_images, image_height, image_width,
+            config.num_frames_per_batch, config.dynamic_ray_fraction, batch["image"].device,
+        )  # fmt: skip
+        return _ChosenIndices(config, indices).collate_image_dataset_batch(batch, num_rays_per_batch, keep_full_image)
+
+    def sample_method(
+        self,
+        batch_size: int,
+        num_images: int,
+        image_height: int,
+        image_width: int,
+        mask: Optional[Tensor] = None,
+        device: Union[torch.device, str] = "cpu",
+    ) -> Int[Tensor, "batch_size 3"]:
+        """Used by nerfstudio's other sampling paths (masks, image lists): no motion is known there."""
+        if self._uses_mask(mask):
+            return super().sample_method(batch_size, num_images, image_height, image_width, mask, device)
+        config = self.config
+        return sample_indices(
+            None, batch_size, num_images, image_height, image_width,
+            config.num_frames_per_batch, config.dynamic_ray_fraction, device,
+        )  # fmt: skip

@@ -1,0 +1,86 @@
+"""Dataset that attaches labels, motion masks and optical flow to every image.
+
+Every extra is an ``[H, W, C]`` tensor so that nerfstudio's pixel sampler picks it at the same
+pixels as the colour. Missing data is encoded, not omitted, so that all images collate together:
+unlabelled pixels have class/instance ``-1`` (the losses' ignore index) and a missing flow direction
+(first/last frame) has a zero validity map.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
+from nerfstudio.data.datasets.base_dataset import InputDataset
+from PIL import Image
+
+from semflow_ns.data.dataparsers.metadata import SceneInfo
+from semflow_ns.data.format import FrameRecord, motion_levels, read_flow, read_label_image
+
+IGNORE_ID = -1
+"""Label value of pixels without a label (ignored by the semantic losses)."""
+
+
+class SemanticFlowDataset(InputDataset):
+    """Images plus ``semantics``, ``instances``, ``motion`` and forward/backward ``flow_*`` per pixel.
+
+    Batch keys (after pixel sampling, per ray):
+        semantics: [N, 1] int64 class id, -1 if unlabelled.
+        instances: [N, 1] int64 instance id (0 = none), -1 if unknown. Only when the scene has instances.
+        motion: [N, 1] float32, 1 where the pixel belongs to a moving class (or motion mask), else 0;
+            -1 (unknown) in a frame with neither labels nor a motion mask.
+        flow_fwd / flow_bwd: [N, 2] float32 optical flow in pixels to the next / previous video frame.
+        flow_fwd_valid / flow_bwd_valid: [N, 1] float32 forward-backward consistency (0 where unknown).
+    """
+
+    def __init__(self, dataparser_outputs: DataparserOutputs, scale_factor: float = 1.0):
+        super().__init__(dataparser_outputs, scale_factor)
+        self.frames: list[FrameRecord] = self.metadata["semflow_frames"]
+        self.info: SceneInfo = self.metadata["semflow_scene"]
+        self.dynamic_ids = torch.tensor(self.info.dynamic_class_ids, dtype=torch.long)
+
+    def _size(self, image_idx: int) -> tuple[int, int]:
+        camera = self.cameras[image_idx]
+        return int(camera.height.item()), int(camera.width.item())
+
+    def _ids(self, path, image_idx: int) -> torch.Tensor:
+        height, width = self._size(image_idx)
+        if path is None:
+            return torch.full((height, width, 1), IGNORE_ID, dtype=torch.long)
+        ids = read_label_image(path)
+        if ids.shape != (height, width):
+            ids = cv2.resize(ids.astype(np.int32), (width, height), interpolation=cv2.INTER_NEAREST)
+        return torch.from_numpy(ids.astype(np.int64))[..., None]
+
+    def _flow(self, path, image_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        height, width = self._size(image_idx)
+        if path is None:
+            return torch.zeros(height, width, 2), torch.zeros(height, width, 1)
+        flow, mask = read_flow(path)
+        if flow.shape[:2] != (height, width):
+            scale = np.array([width / flow.shape[1], height / flow.shape[0]], dtype=np.float32)
+            flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * scale
+            mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+        return torch.from_numpy(flow.astype(np.float32)), torch.from_numpy(mask.astype(np.float32))[..., None]
+
+    def _motion(self, frame: FrameRecord, semantics: torch.Tensor, image_idx: int) -> torch.Tensor:
+        if frame.semantics is not None:
+            return torch.isin(semantics, self.dynamic_ids).float()
+        height, width = self._size(image_idx)
+        if frame.motion_mask is None:
+            return torch.full((height, width, 1), -1.0)
+        with Image.open(frame.motion_mask) as image:
+            mask = np.asarray(image.convert("L").resize((width, height), Image.Resampling.NEAREST))
+        return torch.from_numpy(motion_levels(mask))[..., None]
+
+    def get_metadata(self, data: dict) -> dict[str, torch.Tensor]:
+        image_idx = data["image_idx"]
+        frame = self.frames[image_idx]
+        semantics = self._ids(frame.semantics, image_idx)
+        out = {"semantics": semantics, "motion": self._motion(frame, semantics, image_idx)}
+        if self.info.instances:
+            out["instances"] = self._ids(frame.instances, image_idx)
+        out["flow_fwd"], out["flow_fwd_valid"] = self._flow(frame.flow_fwd, image_idx)
+        out["flow_bwd"], out["flow_bwd_valid"] = self._flow(frame.flow_bwd, image_idx)
+        return out

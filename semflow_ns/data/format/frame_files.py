@@ -1,0 +1,78 @@
+"""Per-frame files of a scene: id label PNGs, optical-flow ``.npz`` files, and image sizes.
+
+Every reading problem raises :class:`~semflow_ns.data.format.records.SceneFormatError` naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from semflow_ns.data.format.records import SceneFormatError
+
+
+def read_label_image(path: Path) -> np.ndarray:
+    """Reads a grey-level id PNG (8 or 16 bit) as int64 [H, W]."""
+    with Image.open(path) as image:
+        if image.mode not in ("L", "I;16", "I;16B", "I;16L", "I", "P"):
+            raise SceneFormatError(
+                f"{path}: label images must be single-channel id PNGs (8 or 16 bit), got PIL mode {image.mode!r}"
+            )
+        return np.asarray(image).astype(np.int64)
+
+
+MOTION_UNKNOWN = 128
+"""Motion-mask value of pixels whose motion is unknown (0: static, 255: moving)."""
+
+
+def motion_levels(mask: np.ndarray) -> np.ndarray:
+    """float32 motion of an 8-bit motion mask: 1 moving (> 170), 0 static (< 85), -1 unknown (in between).
+
+    Binary 0/255 masks read as moving/static; flow-estimated masks (``semflow-process-data``) also mark
+    pixels whose motion they cannot tell with ``MOTION_UNKNOWN``.
+    """
+    out = np.full(mask.shape, -1.0, dtype=np.float32)
+    out[mask > 170] = 1.0
+    out[mask < 85] = 0.0
+    return out
+
+
+def write_label_image(path: Path, ids: np.ndarray) -> None:
+    """Writes an id map as an 8-bit PNG when ids < 256, else as 16-bit."""
+    ids = np.asarray(ids)
+    if ids.min() < 0 or ids.max() > 65535:
+        raise ValueError(f"label ids must lie in [0, 65535], got [{ids.min()}, {ids.max()}]")
+    dtype = np.uint8 if ids.max() < 256 else np.uint16
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(ids.astype(dtype)).save(path)
+
+
+def read_flow(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Reads a flow file: (flow float32 [H, W, 2] in pixels, mask bool [H, W])."""
+    try:
+        with np.load(path) as data:
+            flow = data["flow"].astype(np.float32)
+            mask = data["mask"].astype(bool) if "mask" in data else np.ones(flow.shape[:2], dtype=bool)
+    except KeyError as err:
+        raise SceneFormatError(f"{path}: flow files need an array named 'flow' ({err})") from err
+    except (OSError, ValueError) as err:
+        raise SceneFormatError(f"{path}: cannot read flow file ({err})") from err
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise SceneFormatError(f"{path}: 'flow' must have shape [H, W, 2], got {list(flow.shape)}")
+    if mask.shape != flow.shape[:2]:
+        raise SceneFormatError(f"{path}: 'mask' shape {list(mask.shape)} does not match flow {list(flow.shape[:2])}")
+    return flow, mask
+
+
+def write_flow(path: Path, flow: np.ndarray, mask: np.ndarray) -> None:
+    """Writes flow as float16 (sub-0.01 px round-off at these magnitudes) with its consistency mask."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, flow=flow.astype(np.float16), mask=mask.astype(np.uint8))
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file, read from its header."""
+    with Image.open(path) as image:
+        return image.size

@@ -1,0 +1,121 @@
+"""Assembly of the weighted training losses from the model's outputs (called by ``get_loss_dict``).
+
+Each function turns one group of outputs into named, weighted loss terms, with the weights of
+:class:`~semflow_ns.semflow_model.SemanticFlowModelConfig`; the per-term arithmetic is in
+:mod:`semflow_ns.model_components.losses`. The groups:
+
+- :func:`label_losses`: cross entropy of the full, dynamic and static semantic renders (the paper's semantic loss);
+- :func:`warped_losses`: warped colour, semantic consistency (the paper's loss) and optical flow, per direction;
+- :func:`regulariser_losses`: cycle consistency, slow flow, temporal and spatial smoothness, static flow,
+  blending and sparsity (DynNeRF regularisers, Gao et al. 2021).
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Optional
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from semflow_ns.field_components.flow_aggregation import VideoCameras
+from semflow_ns.model_components import losses
+from semflow_ns.model_components.rendering import composite, induced_flow
+from semflow_ns.model_components.warping import FlowRegularisers, WarpedRenders
+
+if TYPE_CHECKING:
+    from semflow_ns.semflow_model import SemanticFlowModelConfig
+
+SplitLogits = Callable[[Tensor], tuple[Tensor, Optional[Tensor]]]
+"""Splits the semantic heads' logits into (class logits, instance logits or None)."""
+
+OPTICAL_FLOW_KEYS = {"next": "flow_fwd", "prev": "flow_bwd"}
+"""Batch key of the estimated optical flow toward each warped direction."""
+
+
+def label_losses(
+    config: "SemanticFlowModelConfig",
+    split_logits: SplitLogits,
+    outputs: dict[str, Any],
+    labels: Int[Tensor, "num_rays 1"],
+    instance_labels: Optional[Int[Tensor, "num_rays 1"]],
+    static_rays: Float[Tensor, "num_rays 1"],
+) -> dict[str, Tensor]:
+    """Cross entropy of the full, dynamic and static (static pixels only) renders of class and instance logits."""
+    out = {}
+    for suffix, mult, mask in (
+        ("", config.semantic_loss_mult, None),
+        ("_dynamic", config.semantic_dynamic_loss_mult, None),
+        ("_static", config.semantic_static_loss_mult, static_rays),
+    ):
+        classes, instances = split_logits(outputs[f"label_logits{suffix}"])
+        out[f"semantic{suffix}"] = mult * losses.semantic_cross_entropy(classes, labels, mask)
+        if instances is not None and instance_labels is not None and suffix != "_static":
+            out[f"instance{suffix}"] = config.instance_loss_mult * losses.semantic_cross_entropy(
+                instances, instance_labels
+            )
+    return out
+
+
+def warped_losses(
+    config: "SemanticFlowModelConfig",
+    warped: WarpedRenders,
+    split_logits: SplitLogits,
+    cameras: VideoCameras,
+    image: Float[Tensor, "num_rays 3"],
+    labels: Int[Tensor, "num_rays 1"],
+    pixels: Float[Tensor, "num_rays 2"],
+    batch: dict[str, Any],
+) -> dict[str, Tensor]:
+    """Per direction: warped colour and semantic consistency against frame t (on the warped rays, where the
+    neighbouring frame exists), and L1 between the induced and the estimated optical flow (every ray)."""
+    out = {}
+    rays = warped.rays
+    device = image.device
+    for name, render in warped.directions():
+        exists = render.exists
+        induced = induced_flow(cameras, render.points, render.neighbour, pixels)
+        out[f"rgb_warped_{name}"] = config.rgb_warped_loss_mult * losses.masked_mse(
+            render.rgb, image[rays], exists[rays]
+        )
+        warped_classes, _ = split_logits(render.label_logits)
+        out[f"semantic_consistency_{name}"] = config.semantic_consistency_loss_mult * losses.semantic_cross_entropy(
+            warped_classes, labels[rays], exists[rays]
+        )
+        flow_key = OPTICAL_FLOW_KEYS[name]
+        valid = batch[f"{flow_key}_valid"].to(device) * exists * render.flow_valid
+        out[f"optical_flow_{name}"] = config.optical_flow_loss_mult * losses.optical_flow_loss(
+            induced, batch[flow_key].to(device), valid
+        )
+    return out
+
+
+def regulariser_losses(
+    config: "SemanticFlowModelConfig",
+    warped: WarpedRenders,
+    regularisers: FlowRegularisers,
+    dynamic_mask: Float[Tensor, "num_rays 1"],
+    motion: Float[Tensor, "num_rays 1"],
+) -> dict[str, Tensor]:
+    """Scene-flow regularisers, the blending loss against the motion mask, and the sparsity of the weights.
+
+    ``motion`` is the batch's motion mask: 1 moving, 0 static, -1 unknown (no labels and no motion mask).
+    """
+    flow = regularisers.flow
+    cycle = [losses.cycle_consistency_loss(render.flow_there, render.flow_back) for _, render in warped.directions()]
+    flows = [flow, warped.next.flow, warped.prev.flow]
+    slow = sum(losses.slow_flow_loss(f.forward, f.backward) for f in flows) / len(flows)
+    temporal = sum(losses.temporal_smoothness_loss(f.forward, f.backward) for f in flows) / len(flows)
+    magnitude = flow.forward.abs().sum(-1, keepdim=True) + flow.backward.abs().sum(-1, keepdim=True)
+    static_rays, known = (motion == 0).float(), (motion >= 0).float()
+    return {
+        "cycle": config.cycle_loss_mult * (sum(cycle) / len(cycle)),
+        "slow_flow": config.slow_flow_loss_mult * slow,
+        "temporal_smooth": config.temporal_smooth_loss_mult * temporal,
+        "spatial_smooth": config.spatial_smooth_loss_mult
+        * losses.spatial_smoothness_loss(torch.cat([flow.forward, flow.backward], -1)),
+        "static_flow": config.static_flow_loss_mult
+        * losses.masked_mean(composite(regularisers.weights_dynamic, magnitude), static_rays),
+        "blend": config.blend_loss_mult * losses.masked_mean(torch.abs(dynamic_mask - motion), known),
+        "sparsity": config.sparsity_loss_mult
+        * (losses.entropy_loss(regularisers.weights_dynamic) + losses.entropy_loss(regularisers.blend)),
+    }

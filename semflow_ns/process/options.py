@@ -1,0 +1,123 @@
+"""Options and report of ``semflow-process-data``.
+
+:class:`ProcessOptions` is the command line; :class:`ProcessReport` is what a run did, assembled by
+:func:`semflow_ns.process.run.process` from the statistics each step returns (:class:`PoseStats` from the pose
+step) and stored in transforms.json (``processing``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+
+@dataclass
+class ProcessOptions:
+    """Turn a monocular video (or a folder of frames) and optional per-frame masks or labels into a semflow
+    scene: frames, camera poses (pycolmap SfM, or supplied), optical flow, labels and motion masks."""
+
+    output: Path
+    """Scene folder to write (refused if it exists and is not empty, unless --overwrite)."""
+    video: Optional[Path] = None
+    """Input video file (any format FFmpeg/PyAV decodes). Give this or --images."""
+    images: Optional[Path] = None
+    """Input folder of frames (png/jpg/...), in natural name order. Give this or --video."""
+    labels: Optional[Path] = None
+    """Folder of per-frame masks or label images, paired with frames by file name (video: frame number)."""
+    label_format: Literal["auto", "binary", "ids", "color"] = "auto"
+    """binary: 0/255 masks; ids: grey-level or palette PNGs of object/class ids; color: RGB PNGs + --labelmap;
+    auto: color with --labelmap, else binary for 0/255 masks, else ids."""
+    labelmap: Optional[Path] = None
+    """CVAT / Pascal-VOC label map ('name:R,G,B::' lines after a header line) for colour-coded labels."""
+    class_names: Optional[Path] = None
+    """One name per line: name of id 0, 1, ... (ids; repeated names share a class) or of background/foreground."""
+    dynamic_classes: Optional[str] = None
+    """Comma-separated names of the moving classes (default: every class except id 0)."""
+    resize_labels: bool = False
+    """Resize labels whose size differs from their frame (nearest neighbour) instead of failing."""
+    allow_missing_labels: bool = False
+    """Frames without a label file are written unlabelled instead of failing."""
+    poses: Optional[Path] = None
+    """Known cameras instead of SfM: a nerfstudio transforms.json or an LLFF poses_bounds.npy."""
+    bounds: Optional[tuple[float, float]] = None
+    """NEAR FAR scene depth range in the units of --poses transforms.json when it has no point cloud, and of
+    rotation-only poses (cameras at the origin; default 0.1 100)."""
+    max_size: int = 960
+    """Shrink frames so that the longer side is at most this many pixels (0: keep the input size)."""
+    frame_step: int = 1
+    """Keep every k-th input frame."""
+    max_frames: int = 0
+    """Keep at most this many frames (after --frame-step; 0: all)."""
+    camera_model: Literal["SIMPLE_RADIAL", "SIMPLE_PINHOLE", "PINHOLE", "RADIAL", "OPENCV"] = "SIMPLE_RADIAL"
+    """COLMAP camera model shared by all frames (SIMPLE_RADIAL was the most reliable on real clips)."""
+    max_num_features: int = 8192
+    """SIFT features per frame."""
+    min_registered: float = 0.8
+    """A pose step must register at least this fraction of the frames, else the next step of the fallback chain
+    runs (--pose-fallback sfm-only: fail). Unregistered frames at the ends are dropped, interior ones get
+    interpolated poses."""
+    pose_fallback: Literal["auto", "sfm-only"] = "auto"
+    """auto: when SfM registers too few frames, retry with relaxed thresholds on one frame in 3 and on all frames,
+    join partial models, and as a last resort use rotation-only poses from static features (marked
+    approximate_poses); sfm-only: fail."""
+    flow_preset: Literal["ultrafast", "fast", "medium"] = "medium"
+    """OpenCV DIS optical-flow preset."""
+    motion_masks: Literal["flow", "labels", "none"] = "flow"
+    """Moving pixels of the frames that train without labels. flow: estimated on every frame from the optical
+    flow against the background's motion (never from the labels, so label subsets stay honest); labels: the
+    moving classes of the labels (withheld together with them); none: no motion masks."""
+    num_threads: int = 0
+    """CPU threads for SfM and flow (0: all cores)."""
+    overwrite: bool = False
+    """Replace a non-empty output folder."""
+    verbose: bool = False
+    """Show pycolmap's log."""
+
+
+@dataclass
+class PoseStats:
+    """What the pose step (structure from motion, its fallbacks, or supplied poses) reports."""
+
+    pose_source: str = "sfm"
+    pose_step: Optional[str] = None
+    """Which step gave the poses: sfm, sfm-subsampled, sfm-relaxed, sfm-merged, rotation-only (see pose_chain),
+    or supplied."""
+    approximate_poses: bool = False
+    """True for rotation-only poses: the model should refine them in training."""
+    pose_attempts: list[dict] = field(default_factory=list)
+    """Per step tried: step, registered (frames), seconds, and error when the step was not accepted."""
+    registered: Optional[int] = None
+    trimmed: int = 0
+    interpolated: list[str] = field(default_factory=list)
+    reprojection_error_px: Optional[float] = None
+    """SfM: mean reprojection error; rotation-only: mean residual of the static tracks under the pair rotations."""
+    points: Optional[int] = None
+
+
+@dataclass
+class ProcessReport:
+    """What ``semflow-process-data`` did, printed at the end and stored in transforms.json ("processing")."""
+
+    output: Path
+    input_frames: int
+    frames: int
+    labelled_frames: int = 0
+    classes: list[str] = field(default_factory=list)
+    # the fields of PoseStats, in the same order (the "processing" record in transforms.json stays flat)
+    pose_source: str = "sfm"
+    pose_step: Optional[str] = None
+    approximate_poses: bool = False
+    pose_attempts: list[dict] = field(default_factory=list)
+    registered: Optional[int] = None
+    trimmed: int = 0
+    interpolated: list[str] = field(default_factory=list)
+    reprojection_error_px: Optional[float] = None
+    points: Optional[int] = None
+    flow_consistent_fraction: float = 0.0
+    """Share of the forward and backward flow pixels that pass the forward-backward check."""
+    motion_masks: str = "none"
+    """Where the motion masks came from: flow, labels or none."""
+    moving_fraction: Optional[float] = None
+    """flow motion masks: mean fraction of pixels marked moving (static and unknown are the rest)."""
+    seconds: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,164 @@
+"""``semflow-process-data`` end to end: check every input, then SfM (or supplied poses), flow, and writing.
+
+All inputs are read and checked (frames, label pairing, sizes, colours, poses files, output folder) before
+the slow stages start, so a bad input fails within seconds and names the file at fault. Each step returns
+its statistics; :func:`process` assembles them into the :class:`~semflow_ns.process.options.ProcessReport`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+from rich.console import Console
+
+from semflow_ns.data.format import SceneFormatError
+from semflow_ns.data.producers.files import check_frame_count, list_images, pair_files
+from semflow_ns.data.producers.optical_flow import PRESETS
+from semflow_ns.process import ProcessError
+from semflow_ns.process.frames import InputFrame, read_folder, read_video
+from semflow_ns.process.label_input import LabelOptions, Labels, read_labels
+from semflow_ns.process.options import ProcessOptions, ProcessReport
+from semflow_ns.process.output import check_output, make_staging, publish
+from semflow_ns.process.pose_chain import POSE_FALLBACKS
+from semflow_ns.process.poses_input import SuppliedPoses, from_poses_bounds, from_transforms
+from semflow_ns.process.sfm import CAMERA_MODELS
+from semflow_ns.process.writing import (
+    estimate_geometry,
+    scene_classes,
+    write_flows,
+    write_frames,
+    write_motion_masks,
+    write_scene,
+)
+
+
+def _check_options(options: ProcessOptions) -> None:
+    if (options.video is None) == (options.images is None):
+        raise ProcessError("give exactly one input: --video FILE or --images DIR")
+    if options.video is not None and not Path(options.video).is_file():
+        raise SceneFormatError(f"{options.video}: video file not found")
+    checks = [
+        (options.frame_step >= 1, f"--frame-step must be at least 1, got {options.frame_step}"),
+        (options.max_frames >= 0, f"--max-frames must be 0 (all) or positive, got {options.max_frames}"),
+        (options.max_size >= 0, f"--max-size must be 0 (keep) or positive, got {options.max_size}"),
+        (0.0 < options.min_registered <= 1.0, f"--min-registered must lie in (0, 1], got {options.min_registered}"),
+        (options.pose_fallback in POSE_FALLBACKS, f"--pose-fallback must be one of {POSE_FALLBACKS}"),
+        (options.camera_model in CAMERA_MODELS, f"--camera-model must be one of {CAMERA_MODELS}"),
+        (options.flow_preset in PRESETS, f"--flow-preset must be one of {sorted(PRESETS)}"),
+        (options.bounds is None or 0 < options.bounds[0] < options.bounds[1], "--bounds needs 0 < NEAR < FAR"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ProcessError(message)
+    for name in ("labels", "labelmap", "class_names", "poses"):
+        path = getattr(options, name)
+        if path is not None and not Path(path).exists():
+            raise SceneFormatError(f"{path}: --{name.replace('_', '-')} not found")
+
+
+def _video_label_files(files: list[Path], total: int, allow_missing: bool) -> list[Optional[Path]]:
+    numbers = [re.fullmatch(r"\D*(\d+)", p.stem) for p in files]
+    if all(numbers):
+        by_index = {int(m.group(1)): p for m, p in zip(numbers, files, strict=True) if m}
+        beyond = sorted(i for i in by_index if i >= total)
+        if beyond:
+            raise SceneFormatError(
+                f"{by_index[beyond[0]]}: label for frame {beyond[0]}, but the video has {total} frames"
+            )
+        out = [by_index.get(i) for i in range(total)]
+    elif len(files) == total:
+        out = list(files)
+    else:
+        raise SceneFormatError(f"{files[0].parent}: {len(files)} label files for a video of {total} frames")
+    missing = [i for i, p in enumerate(out) if p is None]
+    if missing and not allow_missing:
+        raise SceneFormatError(
+            f"{files[0].parent}: no label for video frame(s) {missing[:5]} ({len(files)} labels for {total} frames); "
+            "pass --allow-missing-labels to leave them unlabelled"
+        )
+    return out
+
+
+def _read_inputs(options: ProcessOptions) -> tuple[list[InputFrame], int, list[Optional[Path]]]:
+    """The kept frames, the number of input frames, and the label file of each kept frame (or None)."""
+    args = (options.frame_step, options.max_frames, options.max_size)
+    if options.video is not None:
+        frames, total = read_video(Path(options.video), *args)
+        inputs: list[Path] = []
+    else:
+        frames, inputs = read_folder(Path(options.images or "."), *args)
+        total = len(inputs)
+    check_frame_count(len(frames), Path(options.video or options.images or "."))
+    if options.labels is None:
+        return frames, total, [None] * len(frames)
+    files = list_images(Path(options.labels), "label images")
+    if options.video is not None:
+        paired = _video_label_files(files, total, options.allow_missing_labels)
+    else:
+        paired = pair_files(inputs, files, f"label images in {options.labels}", options.allow_missing_labels)
+    return frames, total, [paired[f.position] for f in frames]
+
+
+def _supplied_poses(options: ProcessOptions, frames: list[InputFrame], total: int) -> Optional[SuppliedPoses]:
+    if options.poses is None:
+        return None
+    path = Path(options.poses)
+    if path.suffix == ".npy":
+        return from_poses_bounds(path, frames, total)
+    return from_transforms(path, frames, by_order=options.video is not None)
+
+
+def process(options: ProcessOptions, console: Console) -> ProcessReport:
+    """Runs ``semflow-process-data``; returns its report.
+
+    Raises:
+        SceneFormatError: an input file is unreadable or inconsistent (the message names it).
+        ProcessError: an option is wrong, the output folder is occupied, or SfM failed (with advice).
+    """
+    start = time.perf_counter()
+    _check_options(options)
+    given = (options.video, options.images, options.labels, options.labelmap, options.class_names, options.poses)
+    sources = [Path(p) for p in given if p is not None]
+    output = check_output(options.output, sources, options.overwrite)
+    frames, total, label_files = _read_inputs(options)
+    label_options = LabelOptions(
+        options.label_format, options.labelmap, options.class_names, options.dynamic_classes, options.resize_labels
+    )
+    labels: Optional[Labels] = read_labels(frames, label_files, label_options) if options.labels else None
+    supplied = _supplied_poses(options, frames, total)
+    report = ProcessReport(output=output, input_frames=total, frames=len(frames))
+    report.seconds["read"] = time.perf_counter() - start
+    console.print(f"Read {len(frames)} of {total} input frames at {frames[0].rgb.shape[1]}x{frames[0].rgb.shape[0]} px")
+    staging = make_staging(output)
+    try:
+        step = time.perf_counter()
+        geometry, poses = estimate_geometry(staging, frames, labels, supplied, options, console)
+        report = dataclasses.replace(report, **{f.name: getattr(poses, f.name) for f in dataclasses.fields(poses)})
+        report.seconds["poses"] = time.perf_counter() - step
+        step = time.perf_counter()
+        files, report.flow_consistent_fraction, flows = write_flows(staging, geometry, options)
+        report.seconds["flow"] = time.perf_counter() - step
+        if options.motion_masks == "flow" and len(flows) > 1:
+            step = time.perf_counter()
+            masks, report.moving_fraction = write_motion_masks(staging, geometry, flows)
+            files = [{**f, **m} for f, m in zip(files, masks, strict=True)]
+            report.motion_masks = "flow"
+            report.seconds["motion_masks"] = time.perf_counter() - step
+        elif options.motion_masks == "labels" and labels is not None:
+            report.motion_masks = "labels"
+        scene_frames = write_frames(staging, geometry, labels, files, report.motion_masks == "labels")
+        classes = scene_classes(labels)
+        report.frames = len(scene_frames)
+        report.labelled_frames = sum(f.semantics is not None for f in scene_frames)
+        report.classes = [c.name + (" (moving)" if c.dynamic else "") for c in classes]
+        write_scene(staging, scene_frames, classes, labels, geometry, options, report)
+        publish(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report.seconds["total"] = time.perf_counter() - start
+    return report
