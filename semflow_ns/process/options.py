@@ -95,25 +95,16 @@ class PoseStats:
     points: Optional[int] = None
 
 
-@dataclass
-class ProcessReport:
-    """What ``semflow-process-data`` did, printed at the end and stored in transforms.json ("processing")."""
+@dataclass(kw_only=True)
+class ProcessReport(PoseStats):
+    """What ``semflow-process-data`` did, printed at the end and stored in transforms.json ("processing"): the
+    pose step's statistics (the fields of :class:`PoseStats`, so that the record stays flat) and the rest."""
 
     output: Path
     input_frames: int
     frames: int
     labelled_frames: int = 0
     classes: list[str] = field(default_factory=list)
-    # the fields of PoseStats, in the same order (the "processing" record in transforms.json stays flat)
-    pose_source: str = "sfm"
-    pose_step: Optional[str] = None
-    approximate_poses: bool = False
-    pose_attempts: list[dict] = field(default_factory=list)
-    registered: Optional[int] = None
-    trimmed: int = 0
-    interpolated: list[str] = field(default_factory=list)
-    reprojection_error_px: Optional[float] = None
-    points: Optional[int] = None
     flow_consistent_fraction: float = 0.0
     """Share of the forward and backward flow pixels that pass the forward-backward check."""
     motion_masks: str = "none"
