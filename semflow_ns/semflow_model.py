@@ -338,6 +338,7 @@ class SemanticFlowModel(Model):
         dynamic = query.radiance
         assert dynamic.blend is not None
         static_logits = self.static_semantic_head(static.features)
+        blend = dynamic.blend  # what the render blends in (removed dynamic samples give up their share)
         if self.training:
             weights = render_weights(ray_samples, static.density, dynamic.density, dynamic.blend)
             logits = dynamic_logits(self, query, weights.blended.dynamic + weights.dynamic)
@@ -351,6 +352,7 @@ class SemanticFlowModel(Model):
                     self.edit, self.split_logits, static, dynamic, static_logits, logits, visible
                 )
             weights = render_weights(ray_samples, *densities)
+            blend = densities[2]
         blended = weights.blended
 
         accumulation = blended.total.sum(dim=-2).clamp(max=1.0)
@@ -367,7 +369,7 @@ class SemanticFlowModel(Model):
             "semantics_colormap": self.class_colors[semantics.argmax(dim=-1)],
             "rgb_static": composite(weights.static, static.rgb),
             "rgb_dynamic": composite(weights.dynamic, dynamic.rgb),
-            "dynamic_mask": composite(blended.total, dynamic.blend).clamp(0.0, 1.0),
+            "dynamic_mask": composite(blended.total, blend).clamp(0.0, 1.0),
             "expected_points": expected_point(blended.total, positions, min_accumulation)[0],
             "expected_points_next": expected_point(
                 blended.total, self.normalizer.to_world(unit + query.flow.forward), min_accumulation

@@ -274,6 +274,40 @@ def test_removing_a_class_no_sample_predicts_changes_nothing(tiny_scene):
     assert removed["accumulation"].max() < 1e-3, "removing the class every sample predicts removes everything"
 
 
+def test_removing_the_dynamic_class_reveals_the_static_scene_behind_it(tiny_scene):
+    """An opaque dynamic object (every dynamic sample fully blended in and predicting class 2) in front of a
+    static scene predicting class 1: removing class 2 leaves exactly the static field's render, which lies
+    behind the object's surface, and removing class 1 then as well leaves nothing."""
+    _, pipeline = tiny_pipeline(tiny_scene)
+    model = pipeline.model
+    model.eval()
+    with torch.no_grad():
+        for head, kept in ((model.semantic_head, 2), (model.static_semantic_head, 1)):
+            last = head.mlp.layers[-1]
+            last.weight.zero_()
+            last.bias.zero_()
+            last.bias[kept] = 5.0
+        model.dynamic_field.density_mlp.layers[-1].bias[0] = 30.0  # the object fills every ray from the start
+        model.dynamic_field.blend_head.weight.zero_()
+        model.dynamic_field.blend_head.bias.fill_(30.0)  # and hides the static scene where it is
+        model.static_field.density_mlp.layers[-1].bias[0] = 2.0  # a half-transparent static scene
+    camera, _ = pipeline.datamanager.next_eval_image(0)
+    before = model.get_outputs_for_camera(camera)
+    assert (before["dynamic_mask"] > 0.99).all() and (before["semantics"].argmax(-1) == 2).all()
+    model.edit.removed_classes = {2}
+    after = model.get_outputs_for_camera(camera)
+    model.edit.removed_classes = {1, 2}
+    nothing = model.get_outputs_for_camera(camera)
+    model.edit.removed_classes = set()
+    assert (after["semantics"].argmax(-1) == 1).all()
+    assert after["dynamic_mask"].max() < 1e-3
+    assert torch.allclose(
+        after["rgb"], after["rgb_static"] + model.background() * (1 - after["accumulation"]), atol=1e-4
+    )
+    assert (after["depth"] > before["depth"] + 1e-3).all(), "the static scene shows from behind the object"
+    assert nothing["accumulation"].max() < 1e-3
+
+
 @pytest.mark.parametrize("background", ["black", "white"])
 def test_rgba_targets_are_composited_the_same_way_for_losses_and_metrics(shared, background):
     """An RGBA image is compared, in the loss and in every metric, with its colour composited on the model's

@@ -95,9 +95,13 @@ def test_unticking_a_class_removes_it_and_shows_what_was_behind(viewer):
 
     mask = predicted == removed
     assert (after["semantics"].argmax(-1)[mask] != removed).float().mean() > 0.9
+    # what shows instead: the scene behind, nothing, or (a dynamic class) the static scene where the object was;
+    # exactly what is revealed is the model's business (test_model.py), the viewer must show some of it
     deeper = after["depth"][mask] > before["depth"][mask] + 1e-3
     emptier = after["accumulation"][mask] < before["accumulation"][mask] - 1e-3
-    assert (deeper | emptier).float().mean() > 0.9, "the removed pixels should show what lies behind (or nothing)"
+    less_dynamic = after["dynamic_mask"][mask] < before["dynamic_mask"][mask] - 1e-3
+    revealed = (deeper | emptier | less_dynamic).float().mean()
+    assert revealed > 0.9, "the removed pixels should show what lies behind (or nothing)"
     change = (after["rgb"] - before["rgb"]).abs().sum(-1)
     assert change[mask].mean() > 0.02
     assert change[mask].mean() > 3 * change[~mask].mean()
