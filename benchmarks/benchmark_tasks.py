@@ -85,13 +85,13 @@ def model_config(scene: Path, task: str, method: str, steps: Optional[int], outp
     return trainer_config(args, f"{scene.name}-{task}-{method}", steps, output)
 
 
-def trainer_config(args: list[str], experiment: str, steps: Optional[int], output: Path):
-    """The trainer config of ``ns-train semantic-flow ARGS`` on the CPU, into
-    ``output/runs/experiment/semantic-flow/<timestamp>``, without evaluations or checkpoints during training
+def trainer_config(args: list[str], experiment: str, steps: Optional[int], output: Path, method: str = "semantic-flow"):
+    """The trainer config of ``ns-train METHOD ARGS`` on the CPU, into
+    ``output/runs/experiment/METHOD/<timestamp>``, without evaluations or checkpoints during training
     (Trainer.train still saves the last step), so that semflow-eval and the other commands can load it."""
     from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
 
-    config = tyro.cli(AnnotatedBaseConfigUnion, args=["semantic-flow", *args])
+    config = tyro.cli(AnnotatedBaseConfigUnion, args=[method, *args])
     config.machine.device_type = "cpu"
     config.vis = "tensorboard"
     config.output_dir = output / "runs"
@@ -114,9 +114,10 @@ def run_model(scene: Path, task: str, method: str, steps: Optional[int], output:
     return train_and_score(model_config(scene, task, method, steps, output), scene)
 
 
-def train_and_score(config, scene: Path) -> dict:
-    """Trains ``config`` (saving its last checkpoint) and scores its evaluation split."""
-    from semflow_ns.scripts.eval import score_images
+def train_and_score(config, scene: Path, scenes: Optional[list[Path]] = None) -> dict:
+    """Trains ``config`` (saving its last checkpoint) and scores its evaluation split; ``scenes``: the scenes of
+    a multi-scene run (then ``scene`` is not used and the scores are also given per scene)."""
+    from semflow_ns.scripts.eval import RunVideos, means_by_scene, score_images
 
     start = time.perf_counter()
     config.set_timestamp()
@@ -125,8 +126,12 @@ def train_and_score(config, scene: Path) -> dict:
     trainer.setup()
     trainer.train()
     train_s = time.perf_counter() - start
-    means, rows = score_images(trainer.pipeline, video_times(scene))
+    videos = RunVideos([video_times(scene)])
+    if scenes is not None:
+        videos = RunVideos([video_times(s) for s in scenes], trainer.pipeline.model.scene_names)
+    means, rows = score_images(trainer.pipeline, videos)
     return {
+        **({"scores_by_scene": means_by_scene(rows)} if scenes is not None else {}),
         "steps": config.max_num_iterations,
         "train_s": train_s,
         "wall_s": time.perf_counter() - start,

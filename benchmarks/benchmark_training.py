@@ -82,11 +82,11 @@ def _trainer(method: str, args: Args, steps: int):
 
 def _evaluate(trainer) -> dict:
     """Held-out scores over all evaluation views, and per view set (the demo: ``nearby`` and ``novel``)."""
-    from semflow_ns.scripts.eval import means_by_view_set, score_images
+    from semflow_ns.scripts.eval import RunVideos, means_by_view_set, score_images
 
     pipeline = trainer.pipeline
     video = pipeline.datamanager.eval_dataset.metadata["semflow_video"]
-    means, rows = score_images(pipeline, video.times.cpu().numpy())
+    means, rows = score_images(pipeline, RunVideos([video.times.cpu().numpy()]))
     pipeline.train()
     by_set = {name: _without_std(m) for name, m in means_by_view_set(rows).items()}
     return {**_without_std(means), **({"by_view_set": by_set} if by_set else {})}

@@ -12,11 +12,16 @@ Adaptation (tracking protocol: labels on the first 50 % of the target video, sco
 Removal, on the source run's held-out views (nearby and novel): each of ``--remove`` (``class:NAME`` or
 ``instance:NAME``) scored against the generator's render without the object (``semflow_ns.eval.removal``).
 
-Multi-scene training is not built yet, so it is not measured here. Every model trains in its own subprocess.
-Results go to ``<output>/results.json`` and two tables on the console.
+Multi-scene training (tracking protocol on every scene): one ``semantic-flow-multi`` run on the demos of
+``--multi-seeds`` for ``--multi-steps`` steps per scene in all (``len(seeds) x multi-steps`` steps), against one
+``semantic-flow`` run per scene of ``--multi-steps`` steps: the same total number of steps, each run's learning
+rates decaying over its own length.
 
-    python benchmarks/benchmark_transfer.py                      # full run (about 40 min on an idle 2-core CPU)
-    python benchmarks/benchmark_transfer.py --full-steps 600 --short-steps 100 200
+Every model trains in its own subprocess. ``--stages`` chooses what runs. Results go to
+``<output>/results.json`` and one table per stage on the console.
+
+    python benchmarks/benchmark_transfer.py                      # full run (about 2 h on an idle 2-core CPU)
+    python benchmarks/benchmark_transfer.py --full-steps 600 --short-steps 100 200 --multi-steps 300
 """
 
 import json
@@ -55,6 +60,12 @@ class Args:
     """Steps of the short from-scratch and adapted runs."""
     remove: tuple[str, ...] = ("class:ball", "instance:cube")
     """Removals scored on the source run: class:NAME or instance:NAME."""
+    multi_seeds: tuple[int, ...] = (0, 1, 2)
+    """Texture seeds of the scenes of the multi-scene comparison."""
+    multi_steps: int = 500
+    """Steps per scene of the multi-scene comparison (the multi-scene run trains len(multi-seeds) times as long)."""
+    stages: tuple[str, ...] = ("adaptation", "removal", "multi")
+    """What to run: adaptation (also trains the source run), removal (needs the source run), multi."""
     demo_scale: float = 1.0
     """Scales the demo's frame count and image size (tests use small scenes)."""
     model_args: str = ""
@@ -82,11 +93,18 @@ def demo_scene(args: Args, seed: int) -> Path:
 
 def run_training(job: dict, args: Args) -> dict:
     """Trains one run (in this process) and scores its evaluation split."""
-    scene = Path(job["scene"])
-    run_args = [*shlex.split(args.model_args), *job["model_args"], "semflow-data", "--data", str(scene)]
-    run_args += job["data_args"]
-    config = trainer_config(run_args, f"{job['experiment']}-{job['name']}", job["steps"], args.output)
-    return train_and_score(config, scene)
+    scenes = [Path(s) for s in job.get("scenes", [job["scene"]])]
+    multi = len(scenes) > 1
+    parser = (
+        ["semflow-multi-data", "--data", *map(str, scenes)] if multi else ["semflow-data", "--data", str(scenes[0])]
+    )
+    run_args = [*shlex.split(args.model_args), *job["model_args"], *parser, *job["data_args"]]
+    method = "semantic-flow-multi" if multi else "semantic-flow"
+    config = trainer_config(run_args, f"{job['experiment']}-{job['name']}", job["steps"], args.output, method)
+    if job.get("own_schedule"):  # learning rates decay over this run's length
+        for group in config.optimizers.values():
+            group["scheduler"].max_steps = config.max_num_iterations
+    return train_and_score(config, scenes[0], scenes if multi else None)
 
 
 def score_removals(config_path: Path, scene: Path, removals: tuple[str, ...]) -> list[dict]:
@@ -121,6 +139,10 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
 
 
 def print_tables(results: dict) -> None:
+    if results.get("multi"):
+        print_multi_table(results["multi"])
+    if not results["adaptation"]:
+        return
     table = Table(title=f"Adaptation: target demo, {TASK}, scored on the unlabelled frames")
     for column in ("run", "steps", "J", "F", "J&F", "mIoU", "fg mIoU", "wall (s)"):
         table.add_column(column)
@@ -128,6 +150,8 @@ def print_tables(results: dict) -> None:
         s = r["scores"]
         table.add_row(r["name"], str(r["steps"]), *(_fmt(s.get(k)) for k in SCORES), f"{r['wall_s']:.0f}")
     CONSOLE.print(table)
+    if not results["removal"]:
+        return
     table = Table(title="Removal on the source run's held-out views (PSNR in dB)")
     for column in ("remove", "views", "revealed PSNR", "revealed SSIM", "rest PSNR vs unedited", "rest PSNR vs truth"):
         table.add_column(column)
@@ -140,6 +164,23 @@ def print_tables(results: dict) -> None:
     CONSOLE.print(table)
 
 
+def print_multi_table(multi: dict) -> None:
+    table = Table(title=f"Multi-scene vs single-scene runs at equal total steps, {TASK}, unlabelled frames")
+    for column in ("scene", "run", "steps", "J&F", "mIoU", "fg mIoU", "PSNR", "mIoU multi - single"):
+        table.add_column(column)
+    for single in multi["single"]:
+        name = single["scene_name"]
+        own = multi["multi"]["scores_by_scene"][name]
+        for run, scores, steps in (
+            ("single", single["scores"], single["steps"]),
+            ("multi", own, multi["multi"]["steps"]),
+        ):
+            delta = _fmt(own["miou"] - single["scores"]["miou"]) if run == "multi" else ""
+            row = [_fmt(scores.get(k)) for k in ("jf", "miou", "miou_fg")] + [_fmt(scores.get("psnr"), 2)]
+            table.add_row(name, run, str(steps), *row, delta)
+    CONSOLE.print(table)
+
+
 def main(args: Args) -> None:
     if args.worker is not None:
         job = json.loads(args.worker)
@@ -149,30 +190,52 @@ def main(args: Args) -> None:
             print(json.dumps(run_training(job, args)))
         return
     args.output.mkdir(parents=True, exist_ok=True)
-    source_scene, target_scene = demo_scene(args, args.source_seed), demo_scene(args, args.target_seed)
-    adaptation = shlex.split((CONFIGS / "adaptation.txt").read_text())
+    unknown = set(args.stages) - {"adaptation", "removal", "multi"}
+    if unknown:
+        raise SystemExit(f"--stages: unknown {sorted(unknown)}; choose from adaptation, removal, multi")
     results: dict = {"args": {k: str(v) for k, v in asdict(args).items()}, "adaptation": [], "removal": []}
 
-    def train(name: str, scene: Path, steps: Optional[int], model_args: list[str], data_args: list[str]) -> dict:
-        job = {"kind": "train", "name": name, "scene": str(scene), "steps": steps, "experiment": scene.name}
+    def train(
+        name: str, scene: Path, steps: Optional[int], model_args: list[str], data_args: list[str], **extra
+    ) -> dict:
+        job = {"kind": "train", "name": name, "scene": str(scene), "steps": steps, "experiment": scene.name, **extra}
         result = {"name": name, **spawn({**job, "model_args": model_args, "data_args": data_args}, args)}
         scores = ", ".join(f"{k} {_fmt(result['scores'].get(k))}" for k in SCORES)
         CONSOLE.print(f"{name} ({result['steps']} steps): {scores}, {result['wall_s']:.0f} s", highlight=False)
         (args.output / "results.json").write_text(json.dumps(results, indent=1))
         return result
 
+    if "multi" in args.stages:
+        scenes = [demo_scene(args, seed) for seed in args.multi_seeds]
+        tracking = task_args(TASK)
+        results["multi"] = {"single": [], "multi": None}
+        for scene in scenes:
+            single = train("single", scene, args.multi_steps, [], tracking, own_schedule=True)
+            results["multi"]["single"].append({**single, "scene_name": scene.name})
+        steps = args.multi_steps * len(scenes)
+        extra = {"scenes": [str(s) for s in scenes], "own_schedule": True}
+        results["multi"]["multi"] = train("multi", scenes[0], steps, [], tracking, **extra)
+    if "adaptation" in args.stages or "removal" in args.stages:
+        run_adaptation_and_removal(args, results, train)
+    (args.output / "results.json").write_text(json.dumps(results, indent=1))
+    print_tables(results)
+
+
+def run_adaptation_and_removal(args: Args, results: dict, train) -> None:
+    source_scene, target_scene = demo_scene(args, args.source_seed), demo_scene(args, args.target_seed)
+    adaptation = shlex.split((CONFIGS / "adaptation.txt").read_text())
     source = train("source", source_scene, args.full_steps, [], [])
     results["source"] = source
     tracking = task_args(TASK)
-    for steps in args.short_steps:
-        results["adaptation"].append(train(f"scratch-{steps}", target_scene, steps, [], tracking))
-        loaded = [*adaptation, "--pipeline.model.adaptation.load-config", source["config"]]
-        results["adaptation"].append(train(f"adapted-{steps}", target_scene, steps, loaded, tracking))
-    results["adaptation"].append(train("scratch-full", target_scene, args.full_steps, [], tracking))
-    job = {"kind": "removal", "config": source["config"], "scene": str(source_scene), "remove": list(args.remove)}
-    results["removal"] = spawn(job, args)
-    (args.output / "results.json").write_text(json.dumps(results, indent=1))
-    print_tables(results)
+    if "adaptation" in args.stages:
+        for steps in args.short_steps:
+            results["adaptation"].append(train(f"scratch-{steps}", target_scene, steps, [], tracking))
+            loaded = [*adaptation, "--pipeline.model.adaptation.load-config", source["config"]]
+            results["adaptation"].append(train(f"adapted-{steps}", target_scene, steps, loaded, tracking))
+        results["adaptation"].append(train("scratch-full", target_scene, args.full_steps, [], tracking))
+    if "removal" in args.stages:
+        job = {"kind": "removal", "config": source["config"], "scene": str(source_scene), "remove": list(args.remove)}
+        results["removal"] = spawn(job, args)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Registration of the `semantic-flow` method (entry point `nerfstudio.method_configs`).
+"""Registration of the `semantic-flow` and `semantic-flow-multi` methods (entry point `nerfstudio.method_configs`).
 
 `ns-train semantic-flow` with no other argument trains on the built-in demo scene, on CUDA when
 there is a GPU and on the CPU otherwise, with nerfstudio's viewer and TensorBoard logging.
@@ -12,9 +12,12 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from semflow_ns.data.dataparsers.multi_scene import MultiSceneDataParserConfig
 from semflow_ns.data.dataparsers.semflow_dataparser import SemanticFlowDataParserConfig
 from semflow_ns.data.datasets.pixel_sampler import SemanticFlowPixelSamplerConfig
 from semflow_ns.data.datasets.semflow_dataset import SemanticFlowDataset
+from semflow_ns.multi_scene_model import MultiSceneModelConfig
+from semflow_ns.multi_scene_pipeline import MultiScenePipelineConfig
 from semflow_ns.semflow_model import SemanticFlowModelConfig
 from semflow_ns.utils.schedulers import FloatExponentialDecaySchedulerConfig
 
@@ -69,7 +72,26 @@ def semantic_flow_config() -> TrainerConfig:
     )
 
 
+def semantic_flow_multi_config() -> TrainerConfig:
+    """`semantic-flow-multi`: the `semantic-flow` defaults on several scenes (`semflow-multi-data`), one set of
+    fields per scene and shared semantic parts; per-scene and overall evaluation metrics."""
+    config = semantic_flow_config()
+    config.method_name = "semantic-flow-multi"
+    single = config.pipeline
+    config.pipeline = MultiScenePipelineConfig(
+        datamanager=single.datamanager,
+        model=MultiSceneModelConfig(eval_num_rays_per_chunk=single.model.eval_num_rays_per_chunk),
+    )
+    config.pipeline.datamanager.dataparser = MultiSceneDataParserConfig()
+    return config
+
+
 semantic_flow_method = MethodSpecification(
     config=semantic_flow_config(),
     description="Semantic Flow (ICLR 2024): semantics, colour and motion of a dynamic scene from a monocular video",
+)
+
+semantic_flow_multi_method = MethodSpecification(
+    config=semantic_flow_multi_config(),
+    description="Semantic Flow on several scenes in one run: per-scene fields, shared semantic parts",
 )

@@ -208,7 +208,9 @@ class SemanticFlowModel(Model):
         self.register_buffer("class_colors", semantics.colors.float().clone(), persistent=False)
         num_frames = len(video)
         self.num_classes = len(self.class_names)
-        self.num_instance_ids = max((i.id for i in self.scene_info.instances), default=-1) + 1
+        own_ids = max((i.id for i in self.scene_info.instances), default=-1) + 1
+        # a multi-scene run gives every scene as many instance logits as the scene with the most (shared heads)
+        self.num_instance_ids: int = max(own_ids, self.kwargs.get("num_instance_ids", 0))
         self.register_buffer("instance_colors", instance_palette(max(self.num_instance_ids, 1)), persistent=False)
         self.edit = SceneEdit()
         num_logits = self.num_classes + self.num_instance_ids

@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny demo scene generated once per session, and seeded random generators."""
 
+import dataclasses
 import random
 import shutil
 from pathlib import Path
@@ -21,6 +22,18 @@ def tiny_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny_scene") / "scene"
     generate_demo_scene(root, TINY_DEMO, progress=False)
     return root.resolve()
+
+
+@pytest.fixture(scope="session")
+def tiny_scene_variants(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """``tiny_scene`` and two more tiny demo scenes with other textures (seeds 1, 2; same classes): the
+    scenes of a multi-scene run. Read-only."""
+    root = tmp_path_factory.mktemp("tiny_variants")
+    variants = [tiny_scene]
+    for seed in (1, 2):
+        generate_demo_scene(root / f"seed{seed}", dataclasses.replace(TINY_DEMO, seed=seed), progress=False)
+        variants.append((root / f"seed{seed}").resolve())
+    return variants
 
 
 @pytest.fixture

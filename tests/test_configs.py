@@ -23,7 +23,13 @@ EXPECTED = {
         c.max_num_iterations == 500
         and c.pipeline.model.adaptation.parts == ("frame-encoder", "attention", "semantic-heads")
     ),
+    "multi-scene-3.txt": lambda c: (
+        c.max_num_iterations == c.steps_per_eval_all_images == 6600
+        and all(group["scheduler"].max_steps == 6600 for group in c.optimizers.values())
+    ),
 }
+MULTI_SCENE = {"multi-scene-3.txt"}
+"""Presets for `ns-train semantic-flow-multi` (they also parse for `semantic-flow`)."""
 TASKS = {
     "tracking-25.txt": "first:25%",
     "tracking-50.txt": "first:50%",
@@ -64,3 +70,13 @@ def test_task_preset_parses_as_dataparser_options(name: str, dataparser: str) ->
     parser = config.pipeline.datamanager.dataparser
     assert (parser.label_frames, parser.eval_source) == (TASKS[name], "unlabelled")
     assert parse_frame_set(parser.label_frames, 12) == TASK_FRAMES_OF_12[name]
+
+
+@pytest.mark.parametrize("name", sorted(MULTI_SCENE))
+def test_multi_scene_preset_parses_for_the_multi_scene_method(name: str) -> None:
+    args = shlex.split((CONFIGS / name).read_text())
+    config = tyro.cli(
+        AnnotatedBaseConfigUnion, args=["semantic-flow-multi", *args, "semflow-multi-data", "--data", "a", "b"]
+    )
+    assert config.method_name == "semantic-flow-multi" and EXPECTED[name](config)
+    assert config.pipeline.datamanager.dataparser.data == (Path("a"), Path("b"))

@@ -17,7 +17,15 @@ def test_method_is_discovered():
 
 def test_dataparser_is_discovered():
     dataparsers, _ = discover_dataparsers()
-    assert "semflow-data" in dataparsers
+    assert {"semflow-data", "dynnerf-data", "semflow-multi-data"} <= set(dataparsers)
+
+
+def test_multi_scene_method_is_discovered():
+    methods, descriptions = discover_methods()
+    config = methods["semantic-flow-multi"]
+    assert config.method_name == "semantic-flow-multi" and "several scenes" in descriptions["semantic-flow-multi"]
+    assert type(config.pipeline.model).__name__ == "MultiSceneModelConfig"
+    assert type(config.pipeline.datamanager.dataparser).__name__ == "MultiSceneDataParserConfig"
 
 
 def test_method_defaults_run_anywhere():

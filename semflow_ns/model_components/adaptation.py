@@ -32,6 +32,8 @@ PARTS: dict[str, tuple[str, ...]] = {
 }
 """Transferable parts and the model attributes (dotted paths) that hold them."""
 HEADS = PARTS["semantic-heads"]
+MULTI_SCENE_PREFIX = "scenes.0."
+"""Where a multi-scene run's checkpoint keeps its first scene model (whose semantic parts all scenes share)."""
 
 
 class AdaptationError(ValueError):
@@ -130,6 +132,8 @@ def read_source(config_path: Path) -> SourceRun:
         ) from err
     pipeline = torch.load(checkpoints[-1], map_location="cpu", weights_only=False)["pipeline"]
     state = {k.removeprefix("module.").removeprefix("_model."): v for k, v in pipeline.items()}
+    if any(k.startswith(MULTI_SCENE_PREFIX) for k in state):  # a multi-scene run: its shared parts, from scene 0
+        state = {k.removeprefix(MULTI_SCENE_PREFIX): v for k, v in state.items() if k.startswith(MULTI_SCENE_PREFIX)}
     return SourceRun(state, class_names, checkpoints[-1])
 
 

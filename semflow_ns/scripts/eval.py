@@ -40,15 +40,17 @@ import numpy as np
 import torch
 import torchvision.utils as vutils
 import tyro
+from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import Pipeline
 from nerfstudio.scripts.eval import ComputePSNR
 from nerfstudio.utils.eval_utils import eval_setup
 from rich.console import Console
 
+from semflow_ns.data.dataparsers.multi_scene import SCENE_KEY
 from semflow_ns.data.dataparsers.splits import EvalSource
 from semflow_ns.data.format import FrameRecord, SceneDescription, SceneFormatError, load_scene
-from semflow_ns.scripts.runs import RunError, edited_config_file, load_run_config, load_run_scene
+from semflow_ns.scripts.runs import RunError, edited_config_file, load_run_config
 
 
 def _set_eval_source(config: TrainerConfig, source: Optional[EvalSource]) -> None:
@@ -86,20 +88,40 @@ def mean_scores(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str
     return out
 
 
+@dataclass
+class RunVideos:
+    """The video frame times of a run's scenes, to give every evaluated image its 0-based video frame."""
+
+    times: list[np.ndarray]
+    """One array per scene (one scene unless the run is a multi-scene run)."""
+    names: Optional[list[str]] = None
+    """Scene names of a multi-scene run (None: a single-scene run)."""
+
+
+def load_run_videos(config: TrainerConfig) -> RunVideos:
+    """The :class:`RunVideos` of a run, from its DataParser's training split."""
+    metadata = config.pipeline.datamanager.dataparser.setup().get_dataparser_outputs(split="train").metadata
+    scenes = metadata.get("semflow_scenes")
+    if scenes:
+        return RunVideos([s.video.times.numpy() for s in scenes], [s.name for s in scenes])
+    return RunVideos([metadata["semflow_video"].times.numpy()])
+
+
 @torch.no_grad()
 def score_images(
-    pipeline: Pipeline, video_times: np.ndarray, output: Optional[Path] = None
+    pipeline: Pipeline, videos: RunVideos, output: Optional[Path] = None
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Scores every image of the pipeline's evaluation split (as ns-eval does) and keeps each image's scores.
 
     Args:
         pipeline: a loaded pipeline.
-        video_times: times of the video frames, to give every image its 0-based video frame.
+        videos: video frame times of the run's scenes, to give every image its 0-based video frame.
         output: folder for the rendered comparison images (None: not written).
 
     Returns:
         The means (with ``_std``) and one row per image: ``image`` (position in the split), ``frame``, ``time``,
-        ``view_set`` (a held-out view's group, e.g. ``nearby`` or ``novel``; else empty) and its scores.
+        ``view_set`` (a held-out view's group, e.g. ``nearby`` or ``novel``; else empty), ``scene`` (its scene's
+        name, multi-scene runs only) and its scores.
     """
     model, datamanager = pipeline.model, pipeline.datamanager
     frames = datamanager.eval_dataset.metadata["semflow_frames"]  # type: ignore[attr-defined]
@@ -112,8 +134,10 @@ def score_images(
         metrics["fps"] = 1.0 / (perf_counter() - start)
         index = int(batch["image_idx"])
         time = float(frames[index].time)
-        frame = frame_ids([frames[index]], video_times)[0]
-        rows.append({"image": index, "frame": frame, "time": time, "view_set": frames[index].view_set, **metrics})
+        scene = _scene_of(camera)
+        frame = frame_ids([frames[index]], videos.times[scene])[0]
+        row = {"image": index, "frame": frame, "time": time, "view_set": frames[index].view_set}
+        rows.append(row | ({"scene": videos.names[scene]} if videos.names else {}) | metrics)
         if output is not None:
             for key, image in images.items():
                 vutils.save_image(image.permute(2, 0, 1).cpu(), output / f"eval_{key}_{index:04d}.png")
@@ -121,9 +145,25 @@ def score_images(
     return mean_scores(rows, score_keys(rows)), rows
 
 
+def _scene_of(camera: Cameras) -> int:
+    """The scene index of an evaluation camera (0 in single-scene runs)."""
+    metadata = camera.metadata or {}
+    return int(metadata[SCENE_KEY].flatten()[0]) if SCENE_KEY in metadata else 0
+
+
+ROW_COLUMNS = ("image", "frame", "time", "view_set", "scene")
+"""Columns of a scored row that are not scores."""
+
+
 def score_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The score columns of rows made by :func:`score_images`."""
-    return [k for k in rows[0] if k not in ("image", "frame", "time", "view_set")] if rows else []
+    return [k for k in rows[0] if k not in ROW_COLUMNS] if rows else []
+
+
+def means_by_scene(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """:func:`mean_scores` of each scene's rows (multi-scene runs; empty without scenes)."""
+    names = list(dict.fromkeys(r["scene"] for r in rows if "scene" in r))
+    return {name: mean_scores([r for r in rows if r.get("scene") == name], score_keys(rows)) for name in names}
 
 
 def means_by_view_set(
@@ -137,16 +177,19 @@ def means_by_view_set(
 
 
 def write_csv(path: Path, splits: dict[str, list[dict[str, Any]]]) -> None:
-    """One row per scored image: split, image, frame, time, view set, then :data:`SCORE_COLUMNS`."""
+    """One row per scored image: split, image, frame, time, view set, (multi-scene runs) scene, then
+    :data:`SCORE_COLUMNS`."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    scenes = any("scene" in row for rows in splits.values() for row in rows)
     with path.open("w", newline="", encoding="utf8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["split", "image", "frame", "time", "view_set", *SCORE_COLUMNS])
+        writer.writerow(["split", "image", "frame", "time", "view_set", *(["scene"] if scenes else []), *SCORE_COLUMNS])
         for split, rows in splits.items():
             for row in rows:
                 scores = ["" if row.get(k) is None else f"{float(row[k]):.6g}" for k in SCORE_COLUMNS]
+                where = [row.get("scene", "")] if scenes else []
                 writer.writerow(
-                    [split, row["image"], row["frame"], f"{row['time']:.6g}", row.get("view_set", ""), *scores]
+                    [split, row["image"], row["frame"], f"{row['time']:.6g}", row.get("view_set", ""), *where, *scores]
                 )
 
 
@@ -198,19 +241,19 @@ class SemanticEval(ComputePSNR):
             _, pipeline, checkpoint, _ = eval_setup(copy)
             yield pipeline, str(checkpoint)
 
-    def _score(self, pipeline: Pipeline, key: str, video_times: np.ndarray) -> dict:
+    def _score(self, pipeline: Pipeline, key: str, videos: RunVideos) -> dict:
         """Metrics over the pipeline's evaluation images; images go to render_output_path/key; the per-image rows
         are kept in ``self._rows[key]``."""
         output = None if self.render_output_path is None else self.render_output_path / key
         if output is not None:
             output.mkdir(parents=True, exist_ok=True)
-        metrics, self._rows[key] = score_images(pipeline, video_times, output)
+        metrics, self._rows[key] = score_images(pipeline, videos, output)
         return metrics
 
     def report(self) -> dict:
         """The JSON content: ns-eval's keys, the evaluated frames, and the unlabelled-frame scores."""
         config = load_run_config(self.load_config)
-        times = load_run_scene(config).video.times.numpy()
+        videos = load_run_videos(config)
         report: dict = {"experiment_name": config.experiment_name, "method_name": config.method_name}
         removal_scene = self._check_removal(config)
         try:
@@ -219,25 +262,31 @@ class SemanticEval(ComputePSNR):
             raise RunError(f"--eval-source {self.eval_source}: {err}") from err
         self._rows: dict[str, list[dict[str, Any]]] = {}
         with self._pipeline(self.eval_source) as (pipeline, checkpoint):
-            report["results"], report["checkpoint"] = self._score(pipeline, "eval", times), checkpoint
+            report["results"], report["checkpoint"] = self._score(pipeline, "eval", videos), checkpoint
             if removal_scene is not None:
                 report["removal"] = self._score_removal(pipeline, removal_scene)
-        report["frames"] = frame_ids(frames, times)
+        assert len(frames) == len(self._rows["eval"])
+        report["frames"] = [row["frame"] for row in self._rows["eval"]]
         by_set = means_by_view_set(self._rows["eval"])
         if by_set:
             report["results_by_view_set"] = by_set
+        if videos.names:
+            report["scenes"] = [row["scene"] for row in self._rows["eval"]]
+            report["results_by_scene"] = means_by_scene(self._rows["eval"])
         parser = config.pipeline.datamanager.dataparser
         report["label_frames"] = getattr(parser, "label_frames", "all")
         report["eval_source"] = self.eval_source or getattr(parser, "eval_source", "auto")
         if self.unlabelled and report["eval_source"] != "unlabelled" and report["label_frames"] != "all":
             try:
-                unlabelled = _eval_frames(load_run_config(self.load_config), "unlabelled")
+                _eval_frames(load_run_config(self.load_config), "unlabelled")
             except (SceneFormatError, ValueError) as err:
                 report["results_unlabelled"], report["note_unlabelled"] = None, str(err)
             else:
                 with self._pipeline("unlabelled") as (pipeline, _):
-                    report["results_unlabelled"] = self._score(pipeline, "unlabelled", times)
-                report["frames_unlabelled"] = frame_ids(unlabelled, times)
+                    report["results_unlabelled"] = self._score(pipeline, "unlabelled", videos)
+                report["frames_unlabelled"] = [row["frame"] for row in self._rows["unlabelled"]]
+                if videos.names:
+                    report["results_unlabelled_by_scene"] = means_by_scene(self._rows["unlabelled"])
         return report
 
     def main(self) -> None:

@@ -22,6 +22,9 @@ from nerfstudio.engine.trainer import TrainerConfig
 from semflow_ns.data.dataparsers.metadata import SceneInfo, VideoFrames
 from semflow_ns.model_components.edit_names import EditRequest, resolve_edit
 
+METHODS = ("semantic-flow", "semantic-flow-multi")
+"""The methods whose runs the commands read."""
+
 
 class RunError(Exception):
     """A run or option that a command cannot use; the message says what to change."""
@@ -53,8 +56,11 @@ def load_run_config(path: Path) -> TrainerConfig:
     config = yaml.load(path.read_text(), Loader=yaml.Loader)
     if not isinstance(config, TrainerConfig):
         raise RunError(f"--load-config {path}: not a nerfstudio config.yml")
-    if config.method_name != "semantic-flow":
-        raise RunError(f"--load-config {path}: a {config.method_name!r} run; these commands need a semantic-flow run")
+    if config.method_name not in METHODS:
+        raise RunError(
+            f"--load-config {path}: a {config.method_name!r} run; these commands need a semantic-flow "
+            "(or semantic-flow-multi) run"
+        )
     return config
 
 
@@ -71,9 +77,15 @@ class RunScene:
 
 
 def load_run_scene(config: TrainerConfig) -> RunScene:
-    """The scene of a run, as its DataParser gives it for training (cheap: no images are decoded)."""
+    """The scene of a run, as its DataParser gives it for training (cheap: no images are decoded); for a
+    multi-scene run, the scene it renders for free cameras (``render_scene``)."""
     outputs = config.pipeline.datamanager.dataparser.setup().get_dataparser_outputs(split="train")
     metadata = outputs.metadata
+    scenes = metadata.get("semflow_scenes")
+    if scenes:  # a multi-scene run: the scene it renders for cameras of no scene
+        scene = scenes[config.pipeline.model.render_scene]  # type: ignore[attr-defined]
+        box = scene.scene_box.aabb.numpy().astype(np.float64)
+        return RunScene(scene.video, scene.info, list(scene.semantics.classes), box)
     box = outputs.scene_box.aabb.numpy().astype(np.float64)
     return RunScene(metadata["semflow_video"], metadata["semflow_scene"], list(metadata["semantics"].classes), box)
 

@@ -122,6 +122,10 @@ class SemanticFlowPanel(ViewerElement[None]):
             box.value = True
         self.cb_hook(self)
 
+    def controls(self) -> list[ViewerElement]:
+        """The controls above the legend."""
+        return [self.mode, self.dim, self.tick_all]
+
     def _create_gui_handle(self, viser_server: ViserServer) -> None:
         self.gui_handle = viser_server.gui.add_folder(self.name)  # type: ignore[assignment]
 
@@ -130,7 +134,7 @@ class SemanticFlowPanel(ViewerElement[None]):
         self._create_gui_handle(viser_server)
         assert self.gui_handle is not None
         with self.gui_handle:  # type: ignore[attr-defined]
-            for element in (self.mode, self.dim, self.tick_all):
+            for element in self.controls():
                 element.install(viser_server)
             groups: list[tuple[str, list[ViewerElement]]] = [
                 ("Legend", list(self.legend)),
@@ -165,3 +169,81 @@ def build_panel(model: Model) -> SemanticFlowPanel:
         model.edit = new
 
     return SemanticFlowPanel(model.class_names, model.class_colors, instances, edit, set_edit)  # type: ignore[attr-defined]
+
+
+class MultiScenePanel(SemanticFlowPanel):
+    """The panel of a multi-scene model: a "Scene" dropdown chooses the scene the viewer renders; the class
+    controls apply to every scene and each scene's instances get checkboxes of their own ("scene: name").
+
+    Args:
+        scene_names: the scenes, in index order.
+        initial_scene: index of the scene shown at start.
+        choose_scene: called with the chosen scene's index.
+        instances: every scene's instances.
+        set_edits: called with the edit and, per scene, the ids of its removed instances.
+    """
+
+    def __init__(
+        self,
+        scene_names: Sequence[str],
+        initial_scene: int,
+        choose_scene: Callable[[int], None],
+        class_names: Sequence[str],
+        class_colors: Tensor,
+        instances: Sequence[Sequence[InstanceInfo]],
+        initial: SceneEdit,
+        set_edits: Callable[[SceneEdit, list[set[int]]], None],
+    ) -> None:
+        self.scene_names = list(scene_names)
+        self.instance_scenes = [index for index, own in enumerate(instances) for _ in own]
+        labelled = [
+            InstanceInfo(inst.id, inst.class_name, f"{scene}: {inst.name}")
+            for scene, own in zip(scene_names, instances, strict=True)
+            for inst in own
+        ]
+        super().__init__(class_names, class_colors, labelled, initial, lambda edit: set_edits(edit, self.removed()))
+        self._choose_scene = choose_scene
+        self.scene = ViewerDropdown(
+            "Scene",
+            self.scene_names[initial_scene],
+            self.scene_names,
+            cb_hook=self._changed,
+            hint="the scene rendered in the viewer (the run holds several)",
+        )
+
+    def removed(self) -> list[set[int]]:
+        """Per scene, the ids of its unticked instances."""
+        removed: list[set[int]] = [set() for _ in self.scene_names]
+        for scene, inst, box in zip(self.instance_scenes, self.instances, self.instance_boxes, strict=True):
+            if not box.value:
+                removed[scene].add(inst.id)
+        return removed
+
+    def apply(self) -> None:
+        self._choose_scene(self.scene_names.index(self.scene.value))
+        super().apply()
+
+    def controls(self) -> list[ViewerElement]:
+        return [self.scene, *super().controls()]
+
+
+def build_multi_scene_panel(model: Model) -> MultiScenePanel:
+    """The panel of a multi-scene model (its scene models keep the edits their configs ask for)."""
+    scenes: Any = model.scene_models()  # type: ignore[operator]
+
+    def choose(index: int) -> None:
+        model.viewer_scene = index  # type: ignore[assignment]
+
+    panel = MultiScenePanel(
+        model.scene_names,  # type: ignore[arg-type]
+        model.viewer_scene,  # type: ignore[arg-type]
+        choose,
+        scenes[0].class_names,
+        scenes[0].class_colors,
+        [scene.scene_info.instances for scene in scenes],
+        scenes[0].edit,
+        model.set_edit,  # type: ignore[arg-type]
+    )
+    for index, inst, box in zip(panel.instance_scenes, panel.instances, panel.instance_boxes, strict=True):
+        box.value = inst.id not in scenes[index].edit.removed_instances
+    return panel

@@ -88,7 +88,7 @@ def tiny_train_command() -> Callable[[int, Path, str], list[str]]:
     return train_command
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run_cli():
-    """:func:`run_command`, for tests that run console scripts."""
+    """:func:`run_command`, for tests (and module fixtures) that run console scripts."""
     return run_command

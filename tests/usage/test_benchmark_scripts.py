@@ -109,14 +109,25 @@ def test_task_benchmark_scores_models_and_2d_baselines_on_the_unlabelled_frames(
     assert flow["jf"] > copy["jf"], "on the demo's moving objects, following the flow beats copying the last labels"
 
 
-def test_transfer_benchmark_compares_adapted_and_scratch_runs_and_scores_removal(
+def test_transfer_benchmark_compares_adapted_and_scratch_runs_multi_scene_and_removal(
     tmp_path: Path, run_cli, tiny_model_args: list[str]
 ):
     run_cli(
         sys.executable, str(BENCHMARKS / "benchmark_transfer.py"), "--demo-scale", "0.17", "--full-steps", "3",
-        "--short-steps", "2", f"--model-args={' '.join(tiny_model_args)}", "--output", str(tmp_path),
+        "--short-steps", "2", "--multi-steps", "2", "--multi-seeds", "0", "1",
+        f"--model-args={' '.join(tiny_model_args)}", "--output", str(tmp_path),
     )  # fmt: skip
     results = json.loads((tmp_path / "results.json").read_text())
+    multi = results["multi"]
+    assert [r["steps"] for r in multi["single"]] == [2, 2] and multi["multi"]["steps"] == 4
+    assert [r["scene_name"] for r in multi["single"]] == ["demo-seed0", "demo-seed1"]
+    assert set(multi["multi"]["scores_by_scene"]) == {"demo-seed0", "demo-seed1"}
+    for single in multi["single"]:
+        assert single["frames"] == [4, 5, 6, 7]
+        assert 0.0 <= multi["multi"]["scores_by_scene"][single["scene_name"]]["miou"] <= 1.0
+    multi_config = yaml_config(Path(multi["multi"]["config"]))
+    assert multi_config.method_name == "semantic-flow-multi"
+    assert all(g["scheduler"].max_steps == 4 for g in multi_config.optimizers.values()), "its own schedule"
     assert results["source"]["steps"] == 3
     runs = {r["name"]: r for r in results["adaptation"]}
     assert list(runs) == ["scratch-2", "adapted-2", "scratch-full"]

@@ -8,6 +8,8 @@ unlabelled pixels have class/instance ``-1`` (the losses' ignore index) and a mi
 
 from __future__ import annotations
 
+from typing import Optional
+
 import cv2
 import numpy as np
 import torch
@@ -16,6 +18,7 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 
 from semflow_ns.data.dataparsers.metadata import SceneInfo
+from semflow_ns.data.dataparsers.multi_scene import SCENE_KEY
 from semflow_ns.data.format import FrameRecord, motion_levels, read_flow, read_label_image
 
 IGNORE_ID = -1
@@ -32,6 +35,7 @@ class SemanticFlowDataset(InputDataset):
             -1 (unknown) in a frame with neither labels nor a motion mask.
         flow_fwd / flow_bwd: [N, 2] float32 optical flow in pixels to the next / previous video frame.
         flow_fwd_valid / flow_bwd_valid: [N, 1] float32 forward-backward consistency (0 where unknown).
+        scene: [N, 1] uint8 index of the image's scene. Only in multi-scene runs (at most 256 scenes).
     """
 
     def __init__(self, dataparser_outputs: DataparserOutputs, scale_factor: float = 1.0):
@@ -39,6 +43,9 @@ class SemanticFlowDataset(InputDataset):
         self.frames: list[FrameRecord] = self.metadata["semflow_frames"]
         self.info: SceneInfo = self.metadata["semflow_scene"]
         self.dynamic_ids = torch.tensor(self.info.dynamic_class_ids, dtype=torch.long)
+        # multi-scene runs: the scene of each image, for the pixel sampler (it spreads batches over the scenes)
+        scenes = (self.cameras.metadata or {}).get(SCENE_KEY) if "semflow_scenes" in self.metadata else None
+        self.scenes: Optional[torch.Tensor] = None if scenes is None else scenes[:, 0].to(torch.uint8)
 
     def _size(self, image_idx: int) -> tuple[int, int]:
         camera = self.cameras[image_idx]
@@ -83,4 +90,6 @@ class SemanticFlowDataset(InputDataset):
             out["instances"] = self._ids(frame.instances, image_idx)
         out["flow_fwd"], out["flow_fwd_valid"] = self._flow(frame.flow_fwd, image_idx)
         out["flow_bwd"], out["flow_bwd_valid"] = self._flow(frame.flow_bwd, image_idx)
+        if self.scenes is not None:
+            out["scene"] = torch.full((*self._size(image_idx), 1), int(self.scenes[image_idx]), dtype=torch.uint8)
         return out
