@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from model_helpers import shrink_model
 
-from semflow_ns.fields.encoding import PlaneEncodingConfig
 from semflow_ns.method_config import semantic_flow_config
 from semflow_ns.model_components.dynamic_query import dynamic_head, dynamic_query
 from semflow_ns.model_components.warping import FlowRegularisers, WarpedRenders, render_warped
@@ -30,11 +30,7 @@ def tiny_pipeline(scene: Path, **model_overrides):
     config.pipeline.datamanager.dataparser.data = scene
     config.pipeline.datamanager.train_num_rays_per_batch = 64
     model = config.pipeline.model
-    model.num_proposal_samples, model.num_samples, model.semantic_samples = 12, 6, 3
-    small = PlaneEncodingConfig(resolutions=(8,), num_components=4)
-    for field_config in (model.static_field, model.dynamic_field):
-        field_config.planes, field_config.hidden_dim, field_config.feature_dim = small, 16, 7
-    model.scene_flow.planes, model.proposal_planes = small, small
+    shrink_model(model)
     for key, value in model_overrides.items():
         setattr(model, key, value)
     return config, config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_helpers import shrink_model
 
 from semflow_ns.data.dataparsers.multi_scene import SCENE_KEY, MultiSceneDataParserConfig
 from semflow_ns.data.datasets.pixel_sampler import sample_indices
 from semflow_ns.data.format import SceneFormatError
-from semflow_ns.fields.encoding import PlaneEncodingConfig
 from semflow_ns.method_config import semantic_flow_multi_config
 from semflow_ns.multi_scene_model import SHARED_PARTS, MultiSceneModel
 from semflow_ns.multi_scene_pipeline import pooled
@@ -23,12 +23,7 @@ def multi_pipeline(scenes: list[Path], test_mode: str = "val"):
     config = semantic_flow_multi_config()
     config.pipeline.datamanager.dataparser.data = tuple(scenes)
     config.pipeline.datamanager.train_num_rays_per_batch = 96
-    model = config.pipeline.model
-    model.num_proposal_samples, model.num_samples, model.semantic_samples = 12, 6, 3
-    small = PlaneEncodingConfig(resolutions=(8,), num_components=4)
-    for field_config in (model.static_field, model.dynamic_field):
-        field_config.planes, field_config.hidden_dim, field_config.feature_dim = small, 16, 7
-    model.scene_flow.planes, model.proposal_planes = small, small
+    shrink_model(config.pipeline.model)
     return config.pipeline.setup(device="cpu", test_mode=test_mode, world_size=1, local_rank=0)
 
 
