@@ -81,6 +81,10 @@ class SemanticFlowModelConfig(ModelConfig):
     """Where sampling starts along a ray (world units), unless the scene gives `near`."""
     far_plane: float = 10.0
     """Where sampling ends (world units), unless the scene gives `far`."""
+    render_from_near_plane: bool = True
+    """Renders (evaluation, viewer, ns-render) sample from the near plane, as training does. False: from the
+    camera, nerfstudio's default for NearFarCollider, which on real videos (a near plane from SfM) fills the
+    untrained space in front of the scene with floaters."""
     scene_contraction: bool = False
     """Contract space outside the scene box; on automatically for scenes marked `unbounded` (real videos)."""
     unbounded_far_plane: float = 1000.0
@@ -220,7 +224,7 @@ class SemanticFlowModel(Model):
         unbounded = cfg.scene_contraction or self.scene_info.unbounded
         if unbounded:  # contracted space reaches infinity: sample far beyond the scene's far bound
             far = max(far, cfg.unbounded_far_plane)
-        self.collider = NearFarCollider(near_plane=near, far_plane=far)
+        self.collider = NearFarCollider(near_plane=near, far_plane=far, reset_near_plane=not cfg.render_from_near_plane)
         self.normalizer = SceneNormalizer(self.scene_box, contract=unbounded)
         self.timeline = VideoTimeline(video.times)
         self.proposal_field = ProposalDensityField(cfg.proposal_planes, self.normalizer, num_frames)

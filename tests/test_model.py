@@ -2,6 +2,7 @@
 
 import copy
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -242,6 +243,27 @@ def test_semantic_gradients_reach_the_scene_flow_only_without_detached_trajector
     assert (flow_grad == 0.0) == detach, flow_grad
     encoder_grad = sum(float(p.grad.abs().sum()) for p in model.aggregator.parameters() if p.grad is not None)
     assert encoder_grad > 0, "the frame encoder still learns from the semantic loss"
+
+
+@pytest.mark.parametrize("from_near_plane", [True, False])
+def test_renders_sample_from_the_training_near_plane(scene_copy, from_near_plane):
+    """Evaluation and viewer renders start their samples at the scene's near plane, as training does
+    (nerfstudio's NearFarCollider moves it to the camera outside training unless told otherwise: on real videos
+    that space is never trained and fills with floaters). ``render_from_near_plane False`` keeps nerfstudio's
+    behaviour."""
+    transforms = json.loads((scene_copy / "transforms.json").read_text())
+    transforms["near"] = 1.5
+    (scene_copy / "transforms.json").write_text(json.dumps(transforms))
+    _, pipeline = tiny_pipeline(scene_copy, render_from_near_plane=from_near_plane)
+    model = pipeline.model
+    model.eval()
+    camera, _ = pipeline.datamanager.next_eval_image(0)
+    rays = camera.generate_rays(camera_indices=0)
+    assert torch.all(model.collider(rays).nears == (1.5 if from_near_plane else 0.0))
+    if from_near_plane:
+        with torch.no_grad():
+            depth = model.get_outputs_for_camera(camera)["depth"]
+        assert bool((depth >= 1.5 - 1e-4).all())
 
 
 def test_removing_a_class_no_sample_predicts_changes_nothing(tiny_scene):
