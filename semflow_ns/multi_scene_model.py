@@ -93,6 +93,9 @@ class MultiSceneModel(Model):
 
     def populate_modules(self) -> None:
         super().populate_modules()
+        # nerfstudio's Model.forward applies self.collider before get_outputs; the base class builds one with
+        # ModelConfig's default planes (2, 6), which would override every scene's own near and far
+        self.collider = None
         metadata = self.kwargs.get("metadata", {})
         scenes: list[SceneData] = metadata["semflow_scenes"]
         num_instance_ids = max((i.id + 1 for scene in scenes for i in scene.info.instances), default=0)
