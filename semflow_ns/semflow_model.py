@@ -116,6 +116,10 @@ class SemanticFlowModelConfig(ModelConfig):
     semantic_source: Literal["flow", "point"] = "flow"
     """flow: semantic head sees flow-aggregated features (the method); point: only the point's own
     field features (the paper's "dynamic NeRF + semantic head" baseline)."""
+    semantic_field_features: bool = True
+    """With semantic-source flow: the dynamic semantic head also sees the dynamic field's features at the point
+    (the paper concatenates its MLP's hidden state). Our fields are space-time grids, so these features
+    describe where and when a point is, not what it looks like; False leaves the head only the flow features."""
     semantic_hidden_dim: int = 64
     """Width of the semantic heads."""
     semantic_samples: int = 8
@@ -248,7 +252,7 @@ class SemanticFlowModel(Model):
         approximate = self.scene_info.approximate_poses
         self.camera_optimizer = setup_pose_refinement(cfg.camera_optimizer, approximate, num_frames)
         self.video_cameras = VideoCameras(video.cameras, pose_correction=self.camera_optimizer)
-        head_in = cfg.dynamic_field.feature_dim
+        head_in = cfg.dynamic_field.feature_dim if cfg.semantic_field_features or cfg.semantic_source != "flow" else 0
         self.aggregator: Optional[FlowFeatureAggregator] = None
         self.attention: Optional[FlowAttention] = None
         if cfg.semantic_source == "flow":

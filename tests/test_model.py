@@ -167,14 +167,23 @@ def test_semantics_colormap_uses_the_class_colours(shared):
     assert torch.equal(outputs["semantics_colormap"], expected)
 
 
-@pytest.mark.parametrize("overrides", [{"semantic_source": "point"}, {"detach_semantic_weights": True}])
+@pytest.mark.parametrize(
+    "overrides",
+    [{"semantic_source": "point"}, {"detach_semantic_weights": True}, {"semantic_field_features": False}],
+)
 def test_ablation_switches_train(tiny_scene, overrides):
     _, pipeline = tiny_pipeline(tiny_scene, **overrides)
-    optimizer = torch.optim.Adam(pipeline.model.parameters(), lr=1e-2)
+    model = pipeline.model
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     loss_dict = train_step(pipeline, optimizer)
     assert all(torch.isfinite(v) for v in loss_dict.values())
     if overrides.get("semantic_source") == "point":
-        assert pipeline.model.attention is None and pipeline.model.aggregator is None
+        assert model.attention is None and model.aggregator is None
+    head_in = model.semantic_head.mlp.layers[0].in_features
+    if overrides.get("semantic_field_features") is False:  # the head sees the flow features only
+        assert head_in == model.attention.get_out_dim()
+    elif model.attention is not None:
+        assert head_in == model.attention.get_out_dim() + model.config.dynamic_field.feature_dim
 
 
 def test_attention_switch_off_still_trains(tiny_scene):

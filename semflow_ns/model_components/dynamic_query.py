@@ -133,10 +133,11 @@ def dynamic_head(
 ) -> Float[Tensor, "num_kept num_logits"]:
     """Semantic head on the samples ``index`` of the query (paper §3.3)."""
     samples = take_samples(query, index)
-    head_in = samples.features
-    if model.config.semantic_source == "flow":
-        head_in = torch.cat([semantic_input(model, samples), head_in], dim=-1)
-    return model.semantic_head(head_in)
+    config = model.config
+    if config.semantic_source != "flow":
+        return model.semantic_head(samples.features)
+    flow = semantic_input(model, samples)
+    return model.semantic_head(torch.cat([flow, samples.features], dim=-1) if config.semantic_field_features else flow)
 
 
 def dynamic_logits(
