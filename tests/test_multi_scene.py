@@ -200,6 +200,15 @@ def test_evaluation_reports_each_scene_and_the_pooled_mean(pipeline):
         assert f"{key}_std" in metrics
 
 
+def test_evaluations_during_training_run_on_every_scene(pipeline):
+    """ns-train's periodic evaluations: a ray batch from the evaluation images and one whole image."""
+    _, losses, metrics = pipeline.get_eval_loss_dict(0)
+    assert set(losses) == {"rgb", "semantic"} and all(torch.isfinite(v) for v in losses.values())
+    assert {f"psnr_{name}" for name in pipeline.model.scene_names} <= set(metrics)
+    image_metrics, images = pipeline.get_eval_image_metrics_and_images(0)
+    assert "miou" in image_metrics and "img" in images
+
+
 def test_pooled_statistics_equal_those_of_all_values():
     rng = np.random.default_rng(0)
     groups = [rng.normal(size=n) for n in (3, 5, 1)]
