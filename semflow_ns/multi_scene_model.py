@@ -12,8 +12,9 @@ own rays, and the losses and metrics are the scene values weighted by their shar
 step time therefore follow the number of rays, not of scenes. Cameras without a scene (the viewer's, camera
 paths) render the scene chosen in the viewer panel, or ``render_scene``.
 
-Distributed training: a scene missing from a step's rays leaves its fields without gradients that step; with
-``--machine.num-devices`` > 1 use batches large enough to hold every scene (the sampler draws images uniformly).
+Distributed training: a scene missing from a step's rays leaves its fields without gradients that step. The
+pixel sampler takes a frame of every scene before a second of any, so with ``--machine.num-devices`` > 1 keep
+the number of scenes at most ``num-frames-per-batch``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn import Parameter
 
 from semflow_ns.data.dataparsers.multi_scene import SCENE_KEY, SceneData
-from semflow_ns.model_components.adaptation import PARTS, AdaptationConfig
+from semflow_ns.model_components.adaptation import PARTS, AdaptationConfig, module_at
 from semflow_ns.model_components.editing import SceneEdit
 from semflow_ns.semflow_model import SemanticFlowModel, SemanticFlowModelConfig
 
@@ -58,14 +59,6 @@ class MultiSceneModelConfig(SemanticFlowModelConfig):
         return SemanticFlowModelConfig(**values)
 
 
-def _get(module: nn.Module, path: str) -> Optional[nn.Module]:
-    for name in path.split("."):
-        module = getattr(module, name, None)  # type: ignore[assignment]
-        if module is None:
-            return None
-    return module
-
-
 def _set(module: nn.Module, path: str, value: nn.Module) -> None:
     *parents, name = path.split(".")
     for parent in parents:
@@ -77,7 +70,7 @@ def share_parts(models: list[SemanticFlowModel]) -> list[str]:
     """Makes every model use the first model's semantic parts; returns the paths shared."""
     shared = []
     for path in SHARED_PARTS:
-        first = _get(models[0], path)
+        first = module_at(models[0], path)
         if first is None:  # e.g. no frame encoder with semantic_source "point"
             continue
         for model in models[1:]:
@@ -261,5 +254,4 @@ class MultiSceneModel(Model):
         index = int(outputs["scene"].flatten()[0])
         return self.scene_models()[index].get_image_metrics_and_images(outputs, batch)
 
-    def get_rgba_image(self, outputs: dict[str, Tensor], output_name: str = "rgb") -> Tensor:
-        return torch.cat([outputs[output_name], outputs["accumulation"]], dim=-1)
+    get_rgba_image = SemanticFlowModel.get_rgba_image

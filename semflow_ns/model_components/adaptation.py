@@ -137,7 +137,8 @@ def read_source(config_path: Path) -> SourceRun:
     return SourceRun(state, class_names, checkpoints[-1])
 
 
-def _module(model: nn.Module, path: str) -> Optional[nn.Module]:
+def module_at(model: nn.Module, path: str) -> Optional[nn.Module]:
+    """The submodule at the dotted attribute ``path`` of ``model``, or None where the path breaks off."""
     module: Optional[nn.Module] = model
     for name in path.split("."):
         module = getattr(module, name, None) if module is not None else None
@@ -150,7 +151,7 @@ def part_modules(model: nn.Module, part: str) -> dict[str, nn.Module]:
     Raises:
         AdaptationError: the model has no such part (e.g. flow features with ``semantic-source point``).
     """
-    modules = {path: _module(model, path) for path in PARTS[part]}
+    modules = {path: module_at(model, path) for path in PARTS[part]}
     absent = [path for path, module in modules.items() if module is None]
     if absent:
         raise AdaptationError(
