@@ -1,4 +1,4 @@
-"""The paper's label-subset tasks, scored on the frames whose labels were withheld, for four predictors.
+"""The paper's label-subset tasks, scored on the frames whose labels were withheld, for six predictors.
 
 Tasks (presets in ``configs/``): ``tracking-50`` (labels on the first 50 % of the frames) and
 ``completion-every-2`` (labels on every 2nd frame), each evaluated with ``--eval-source unlabelled``.
@@ -10,6 +10,8 @@ Predictors, on the same frames and scored by the same code (``image_metrics``):
   own feature: the paper's "dynamic NeRF + semantic head" baseline);
 - ``semantic-flow-detached``: the default model with ``configs/trajectory-detached.txt`` (semantic losses do
   not reach the scene flow through the trajectory; the official code's choice);
+- ``semantic-flow-propagation``: the default model with ``configs/label-propagation.txt`` (on frames without
+  labels, the semantics of the neighbouring frames are pulled along the scene flow toward the frame's own);
 - ``copy``: 2D baseline, labels of the nearest labelled frame;
 - ``flow``: 2D baseline, labels of the last labelled frame carried along the scene's optical flow.
 
@@ -42,10 +44,11 @@ CONSOLE = Console()
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TASKS = ("tracking-50", "completion-every-2")
 """Task presets (``configs/<task>.txt``)."""
-METHODS = ("semantic-flow", "semantic-flow-detached", "point-head", "copy", "flow")
+METHODS = ("semantic-flow", "semantic-flow-detached", "semantic-flow-propagation", "point-head", "copy", "flow")
 MODEL_PRESETS = {
     "semantic-flow": None,
     "semantic-flow-detached": "trajectory-detached.txt",
+    "semantic-flow-propagation": "label-propagation.txt",
     "point-head": "ablation-point-semantics.txt",
 }
 """Trained predictors and the model preset each adds to ``ns-train semantic-flow``."""
@@ -63,7 +66,7 @@ class Args:
     tasks: tuple[str, ...] = TASKS
     """Task presets from configs/."""
     methods: tuple[str, ...] = METHODS
-    """Predictors: semantic-flow, semantic-flow-detached, point-head, copy, flow."""
+    """Predictors: semantic-flow, semantic-flow-detached, semantic-flow-propagation, point-head, copy, flow."""
     steps: Optional[int] = None
     """Training steps of the models (default: the method's default)."""
     output: Path = Path("outputs/benchmark_tasks")

@@ -154,6 +154,10 @@ class SemanticFlowModelConfig(ModelConfig):
     """Cross entropy of the static field's semantic render, on static pixels."""
     semantic_consistency_loss_mult: float = 0.1
     """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against frame t's labels (each)."""
+    semantic_propagation_loss_mult: float = 0.0
+    """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against the dynamic semantics
+    rendered at t, on rays of frames without labels (each): carries labels along the scene flow into unlabelled
+    frames. Not in the paper."""
     optical_flow_loss_mult: float = 0.02
     """L1 (pixels) between induced and estimated optical flow, each direction."""
     flow_min_accumulation: float = 0.05
@@ -438,7 +442,12 @@ class SemanticFlowModel(Model):
         loss["distortion"] = cfg.distortion_loss_mult * metrics_dict["distortion"]
         pixels = batch["indices"][:, [2, 1]].to(self.device).float() + 0.5
         warped = outputs["warped"]
-        loss.update(warped_losses(cfg, warped, self.split_logits, self.video_cameras, image, labels, pixels, batch))
+        dynamic_logits = outputs["label_logits_dynamic"]
+        loss.update(
+            warped_losses(
+                cfg, warped, self.split_logits, self.video_cameras, image, labels, dynamic_logits, pixels, batch
+            )
+        )
         regularisers = outputs["flow_regularisers"]
         loss.update(regulariser_losses(cfg, warped, regularisers, outputs["dynamic_mask"], motion))
         self.camera_optimizer.get_loss_dict(loss)  # L2 penalty on the pose corrections, when refining

@@ -91,6 +91,7 @@ def test_training_losses_are_finite_and_gradients_reach_every_parameter(tiny_sce
         "semantic",
         "semantic_consistency_next",
         "semantic_consistency_prev",
+        "semantic_propagation_next",
         "optical_flow_next",
         "cycle",
         "static_flow",

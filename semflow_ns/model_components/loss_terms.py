@@ -5,7 +5,8 @@ Each function turns one group of outputs into named, weighted loss terms, with t
 :mod:`semflow_ns.model_components.losses`. The groups:
 
 - :func:`label_losses`: cross entropy of the full, dynamic and static semantic renders (the paper's semantic loss);
-- :func:`warped_losses`: warped colour, semantic consistency (the paper's loss) and optical flow, per direction;
+- :func:`warped_losses`: warped colour, semantic consistency (the paper's loss), label propagation to
+  unlabelled frames and optical flow, per direction;
 - :func:`regulariser_losses`: cycle consistency, slow flow, temporal and spatial smoothness, static flow,
   blending and sparsity (DynNeRF regularisers, Gao et al. 2021).
 """
@@ -63,11 +64,20 @@ def warped_losses(
     cameras: VideoCameras,
     image: Float[Tensor, "num_rays 3"],
     labels: Int[Tensor, "num_rays 1"],
+    dynamic_logits: Float[Tensor, "num_rays num_logits"],
     pixels: Float[Tensor, "num_rays 2"],
     batch: dict[str, Any],
 ) -> dict[str, Tensor]:
     """Per direction: warped colour and semantic consistency against frame t (on the warped rays, where the
-    neighbouring frame exists), and L1 between the induced and the estimated optical flow (every ray)."""
+    neighbouring frame exists), label propagation, and L1 between the induced and the estimated optical flow
+    (every ray).
+
+    Label propagation: on warped rays of frames without labels that see the dynamic part
+    (``WarpedRender.flow_valid``), the semantics rendered from the warped samples at t±1 are pulled toward the
+    (detached) dynamic semantics rendered at t. Next to the labelled frames, the semantic consistency term fixes
+    the neighbours' semantics; this term carries them on, frame by frame along the scene flow, into the frames
+    without labels.
+    """
     out = {}
     rays = warped.rays
     device = image.device
@@ -80,6 +90,11 @@ def warped_losses(
         warped_classes, _ = split_logits(render.label_logits)
         out[f"semantic_consistency_{name}"] = config.semantic_consistency_loss_mult * losses.semantic_cross_entropy(
             warped_classes, labels[rays], exists[rays]
+        )
+        unlabelled = (labels[rays] == losses.IGNORE_INDEX).to(image.dtype) * exists[rays] * render.flow_valid[rays]
+        teacher, _ = split_logits(dynamic_logits[rays])
+        out[f"semantic_propagation_{name}"] = config.semantic_propagation_loss_mult * losses.pseudo_label_cross_entropy(
+            warped_classes, teacher, unlabelled
         )
         flow_key = OPTICAL_FLOW_KEYS[name]
         valid = batch[f"{flow_key}_valid"].to(device) * exists * render.flow_valid

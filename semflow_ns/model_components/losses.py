@@ -56,6 +56,17 @@ def semantic_cross_entropy(
     return masked_mean(ce, keep)
 
 
+def pseudo_label_cross_entropy(
+    logits: Float[Tensor, "num_rays num_classes"],
+    teacher_logits: Float[Tensor, "num_rays num_classes"],
+    mask: Float[Tensor, "num_rays 1"],
+) -> Tensor:
+    """Cross entropy of rendered logits against the (detached) class probabilities of other rendered logits."""
+    target = F.softmax(teacher_logits.detach(), dim=-1)
+    ce = -(target * F.log_softmax(logits, dim=-1)).sum(-1, keepdim=True)
+    return masked_mean(ce, mask)
+
+
 def optical_flow_loss(
     induced: Float[Tensor, "num_rays 2"], observed: Float[Tensor, "num_rays 2"], valid: Float[Tensor, "num_rays 1"]
 ) -> Tensor:

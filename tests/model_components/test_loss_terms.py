@@ -1,19 +1,21 @@
-"""Assembly of the regularisers from the typed training outputs."""
+"""Assembly of the warped terms and the regularisers from the typed training outputs."""
 
 import pytest
 import torch
+from nerfstudio.cameras.cameras import Cameras
 
+from semflow_ns.field_components.flow_aggregation import VideoCameras
 from semflow_ns.field_components.scene_flow import SceneFlow
-from semflow_ns.model_components.loss_terms import regulariser_losses
+from semflow_ns.model_components.loss_terms import regulariser_losses, warped_losses
 from semflow_ns.model_components.warping import FlowRegularisers, WarpedRender, WarpedRenders
 from semflow_ns.semflow_model import SemanticFlowModelConfig
 
 NUM_RAYS, NUM_SAMPLES = 4, 5
 
 
-def _warped(flow: SceneFlow, there: torch.Tensor, back: torch.Tensor) -> WarpedRender:
+def _warped(flow: SceneFlow, there: torch.Tensor, back: torch.Tensor, **fields) -> WarpedRender:
     ones = torch.ones(NUM_RAYS, 1)
-    return WarpedRender(
+    values = dict(
         neighbour=torch.zeros(NUM_RAYS, dtype=torch.long),
         exists=ones,
         points=torch.zeros(NUM_RAYS, 3),
@@ -24,6 +26,7 @@ def _warped(flow: SceneFlow, there: torch.Tensor, back: torch.Tensor) -> WarpedR
         flow_back=back,
         flow=flow,
     )
+    return WarpedRender(**{**values, **fields})
 
 
 def test_a_constant_velocity_that_its_warps_undo_costs_only_slow_flow():
@@ -50,3 +53,58 @@ def test_a_constant_velocity_that_its_warps_undo_costs_only_slow_flow():
     assert float(loss["blend"]) == pytest.approx(config.blend_loss_mult * 0.5 / 3)
     entropy = -(0.2 * torch.log(torch.tensor(0.2))) - (0.5 * torch.log(torch.tensor(0.5)))
     assert float(loss["sparsity"]) == pytest.approx(config.sparsity_loss_mult * float(entropy))
+
+
+def test_label_propagation_pulls_warped_semantics_toward_frame_t_only_on_unlabelled_dynamic_rays():
+    """Rays: labelled; unlabelled and dynamic; unlabelled but no dynamic content; unlabelled, dynamic, but
+    its neighbouring frame lies outside the video. Only the second one propagates."""
+    zeros = torch.zeros(NUM_RAYS, NUM_SAMPLES, 3)
+    flow = SceneFlow(zeros, zeros)
+    warped_logits = torch.zeros(NUM_RAYS, 2, requires_grad=True)
+    render = _warped(
+        flow,
+        zeros,
+        zeros,
+        label_logits=warped_logits,
+        flow_valid=torch.tensor([[1.0], [1.0], [0.0], [1.0]]),
+        exists=torch.tensor([[1.0], [1.0], [1.0], [0.0]]),
+    )
+    warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(flow, zeros, zeros))
+    dynamic_logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [0.0, 4.0], [0.0, 4.0]], requires_grad=True)
+    labels = torch.tensor([[0], [-1], [-1], [-1]])
+    cameras = torch.eye(4)[None, :3].expand(1, 3, 4)
+    video = VideoCameras(Cameras(camera_to_worlds=cameras, fx=10.0, fy=10.0, cx=5.0, cy=5.0, width=10, height=10))
+    batch = {key: torch.zeros(NUM_RAYS, 2) for key in ("flow_fwd", "flow_bwd")}
+    batch.update({f"{key}_valid": torch.ones(NUM_RAYS, 1) for key in ("flow_fwd", "flow_bwd")})
+    config = SemanticFlowModelConfig(semantic_propagation_loss_mult=1.0)
+    loss = warped_losses(
+        config,
+        warped,
+        lambda logits: (logits, None),
+        video,
+        torch.zeros(NUM_RAYS, 3),
+        labels,
+        dynamic_logits,
+        torch.zeros(NUM_RAYS, 2),
+        batch,
+    )
+    assert {"semantic_propagation_next", "semantic_propagation_prev"} <= set(loss)
+    # uniform warped logits against the teacher of ray 1 only: cross entropy log(2)
+    assert float(loss["semantic_propagation_next"]) == pytest.approx(float(torch.log(torch.tensor(2.0))))
+    loss["semantic_propagation_next"].backward()
+    assert dynamic_logits.grad is None or torch.all(dynamic_logits.grad == 0)
+    moved = warped_logits.grad.abs().sum(-1) > 0
+    assert moved.tolist() == [False, True, False, False]
+    assert warped_logits.grad[1, 1] < 0, "descending the gradient raises the teacher's class"
+    off = warped_losses(
+        SemanticFlowModelConfig(),
+        warped,
+        lambda logits: (logits, None),
+        video,
+        torch.zeros(NUM_RAYS, 3),
+        labels,
+        dynamic_logits,
+        torch.zeros(NUM_RAYS, 2),
+        batch,
+    )
+    assert float(off["semantic_propagation_next"]) == 0.0, "off by default"

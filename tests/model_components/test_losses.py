@@ -56,3 +56,17 @@ def test_flow_regularisers():
 def test_entropy_is_zero_at_zero_and_one():
     assert losses.entropy_loss(torch.tensor([[0.0], [1.0]])) < 1e-4
     assert losses.entropy_loss(torch.tensor([[0.5]])) > 0.3
+
+
+def test_pseudo_label_cross_entropy_trains_only_the_student_on_masked_rays():
+    student = torch.tensor([[2.0, 0.0], [0.0, 2.0], [5.0, -5.0]], requires_grad=True)
+    teacher = torch.tensor([[0.0, 3.0], [0.0, 3.0], [0.0, 3.0]], requires_grad=True)
+    mask = torch.tensor([[1.0], [1.0], [0.0]])
+    loss = losses.pseudo_label_cross_entropy(student, teacher, mask)
+    loss.backward()
+    assert teacher.grad is None, "the teacher's logits are a target, not trained"
+    assert torch.all(student.grad[2] == 0), "masked rays give no gradient"
+    # the first ray disagrees with the teacher (class 1 likely): descending the gradient raises class 1
+    assert student.grad[0, 1] < 0 < student.grad[0, 0]
+    # agreeing with the teacher costs less than disagreeing
+    assert float(loss.detach()) > float(losses.pseudo_label_cross_entropy(teacher.detach(), teacher, mask))

@@ -95,17 +95,18 @@ def test_task_benchmark_scores_models_and_2d_baselines_on_the_unlabelled_frames(
         str(tmp_path),
     )
     results = json.loads((tmp_path / "results.json").read_text())
-    assert [r["method"] for r in results] == ["semantic-flow", "semantic-flow-detached", "point-head", "copy", "flow"]
+    methods = ["semantic-flow", "semantic-flow-detached", "semantic-flow-propagation", "point-head", "copy", "flow"]
+    assert [r["method"] for r in results] == methods
     for r in results:
         assert r["task"] == "tracking-50" and r["frames"] == [4, 5, 6, 7], r["method"]
         for key in ("j", "f", "jf", "miou", "miou_fg"):
             assert 0.0 <= r["scores"][key] <= 1.0, (r["method"], key)
         assert r["wall_s"] > 0
-    models = {r["method"]: r for r in results[:3]}
+    models = {r["method"]: r for r in results[:4]}
     assert all(r["steps"] == 3 for r in models.values())
-    for method in ("point-head", "semantic-flow-detached"):
+    for method in ("point-head", "semantic-flow-detached", "semantic-flow-propagation"):
         assert list((tmp_path / "runs").glob(f"*-{method}/semantic-flow/*/config.yml")), f"{method} is its own run"
-    copy, flow = results[3]["scores"], results[4]["scores"]
+    copy, flow = results[4]["scores"], results[5]["scores"]
     assert flow["jf"] > copy["jf"], "on the demo's moving objects, following the flow beats copying the last labels"
 
 
