@@ -108,3 +108,32 @@ def test_label_propagation_pulls_warped_semantics_toward_frame_t_only_on_unlabel
         batch,
     )
     assert float(off["semantic_propagation_next"]) == 0.0, "off by default"
+
+
+@pytest.mark.parametrize(
+    ("distance", "propagates"), [([0, 1, 2, 3], True), ([3, 2, 1, 0], False), ([1, 1, 1, 1], True)]
+)
+def test_label_propagation_runs_outward_from_the_labelled_frames(distance: list[int], propagates: bool):
+    """A ray of frame 2 warped to frame 3 teaches frame 3 only when frame 3 is no closer to a labelled frame."""
+    zeros = torch.zeros(NUM_RAYS, NUM_SAMPLES, 3)
+    flow = SceneFlow(zeros, zeros)
+    warped_logits = torch.zeros(NUM_RAYS, 2, requires_grad=True)
+    render = _warped(flow, zeros, zeros, label_logits=warped_logits, neighbour=torch.full((NUM_RAYS,), 3))
+    warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(flow, zeros, zeros))
+    cameras = torch.eye(4)[None, :3].expand(4, 3, 4)
+    video = VideoCameras(Cameras(camera_to_worlds=cameras, fx=10.0, fy=10.0, cx=5.0, cy=5.0, width=10, height=10))
+    batch = {key: torch.zeros(NUM_RAYS, 2) for key in ("flow_fwd", "flow_bwd")}
+    batch.update({f"{key}_valid": torch.ones(NUM_RAYS, 1) for key in ("flow_fwd", "flow_bwd")})
+    loss = warped_losses(
+        SemanticFlowModelConfig(semantic_propagation_loss_mult=1.0),
+        warped,
+        lambda logits: (logits, None),
+        video,
+        torch.zeros(NUM_RAYS, 3),
+        torch.full((NUM_RAYS, 1), -1),
+        torch.tensor([[0.0, 4.0]]).expand(NUM_RAYS, 2),
+        torch.zeros(NUM_RAYS, 2),
+        batch,
+        torch.tensor(distance),
+    )
+    assert (float(loss["semantic_propagation_next"]) > 0) == propagates
