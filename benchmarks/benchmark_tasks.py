@@ -10,8 +10,9 @@ Predictors, on the same frames and scored by the same code (``image_metrics``):
   own feature: the paper's "dynamic NeRF + semantic head" baseline);
 - ``semantic-flow-detached``: the default model with ``configs/trajectory-detached.txt`` (semantic losses do
   not reach the scene flow through the trajectory; the official code's choice);
-- ``semantic-flow-propagation``: the default model with ``configs/label-propagation.txt`` (on frames without
-  labels, the semantics of the neighbouring frames are pulled along the scene flow toward the frame's own);
+- ``semantic-flow-propagation``: the default model with ``configs/label-propagation.txt`` (label propagation:
+  on frames without labels, the semantics of the next frame away from the labels follow the frame's own along
+  the scene flow; the dynamic semantic head sees the flow features only);
 - ``copy``: 2D baseline, labels of the nearest labelled frame;
 - ``flow``: 2D baseline, labels of the last labelled frame carried along the scene's optical flow.
 
