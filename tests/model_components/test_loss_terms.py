@@ -1,5 +1,7 @@
 """Assembly of the warped terms and the regularisers from the typed training outputs."""
 
+from typing import Optional
+
 import pytest
 import torch
 from nerfstudio.cameras.cameras import Cameras
@@ -27,6 +29,23 @@ def _warped(flow: SceneFlow, there: torch.Tensor, back: torch.Tensor, **fields) 
         flow=flow,
     )
     return WarpedRender(**{**values, **fields})
+
+
+def _propagation_losses(
+    config: SemanticFlowModelConfig,
+    warped: WarpedRenders,
+    labels: torch.Tensor,
+    dynamic_logits: torch.Tensor,
+    label_distance: Optional[torch.Tensor] = None,
+) -> dict[str, torch.Tensor]:
+    """``warped_losses`` on a still, 4-frame video with zero optical flow (only the semantic terms matter)."""
+    cameras = torch.eye(4)[None, :3].expand(4, 3, 4)
+    video = VideoCameras(Cameras(camera_to_worlds=cameras, fx=10.0, fy=10.0, cx=5.0, cy=5.0, width=10, height=10))
+    batch = {key: torch.zeros(NUM_RAYS, 2) for key in ("flow_fwd", "flow_bwd")}
+    batch.update({f"{key}_valid": torch.ones(NUM_RAYS, 1) for key in ("flow_fwd", "flow_bwd")})
+    image, pixels = torch.zeros(NUM_RAYS, 3), torch.zeros(NUM_RAYS, 2)
+    split = lambda logits: (logits, None)  # noqa: E731
+    return warped_losses(config, warped, split, video, image, labels, dynamic_logits, pixels, batch, label_distance)
 
 
 def test_a_constant_velocity_that_its_warps_undo_costs_only_slow_flow():
@@ -72,21 +91,8 @@ def test_label_propagation_pulls_warped_semantics_toward_frame_t_only_on_unlabel
     warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(flow, zeros, zeros))
     dynamic_logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [0.0, 4.0], [0.0, 4.0]], requires_grad=True)
     labels = torch.tensor([[0], [-1], [-1], [-1]])
-    cameras = torch.eye(4)[None, :3].expand(1, 3, 4)
-    video = VideoCameras(Cameras(camera_to_worlds=cameras, fx=10.0, fy=10.0, cx=5.0, cy=5.0, width=10, height=10))
-    batch = {key: torch.zeros(NUM_RAYS, 2) for key in ("flow_fwd", "flow_bwd")}
-    batch.update({f"{key}_valid": torch.ones(NUM_RAYS, 1) for key in ("flow_fwd", "flow_bwd")})
-    config = SemanticFlowModelConfig(semantic_propagation_loss_mult=1.0)
-    loss = warped_losses(
-        config,
-        warped,
-        lambda logits: (logits, None),
-        video,
-        torch.zeros(NUM_RAYS, 3),
-        labels,
-        dynamic_logits,
-        torch.zeros(NUM_RAYS, 2),
-        batch,
+    loss = _propagation_losses(
+        SemanticFlowModelConfig(semantic_propagation_loss_mult=1.0), warped, labels, dynamic_logits
     )
     assert {"semantic_propagation_next", "semantic_propagation_prev"} <= set(loss)
     # uniform warped logits against the teacher of ray 1 only: cross entropy log(2)
@@ -96,17 +102,7 @@ def test_label_propagation_pulls_warped_semantics_toward_frame_t_only_on_unlabel
     moved = warped_logits.grad.abs().sum(-1) > 0
     assert moved.tolist() == [False, True, False, False]
     assert warped_logits.grad[1, 1] < 0, "descending the gradient raises the teacher's class"
-    off = warped_losses(
-        SemanticFlowModelConfig(),
-        warped,
-        lambda logits: (logits, None),
-        video,
-        torch.zeros(NUM_RAYS, 3),
-        labels,
-        dynamic_logits,
-        torch.zeros(NUM_RAYS, 2),
-        batch,
-    )
+    off = _propagation_losses(SemanticFlowModelConfig(), warped, labels, dynamic_logits)
     assert float(off["semantic_propagation_next"]) == 0.0, "off by default"
 
 
@@ -120,20 +116,7 @@ def test_label_propagation_runs_outward_from_the_labelled_frames(distance: list[
     warped_logits = torch.zeros(NUM_RAYS, 2, requires_grad=True)
     render = _warped(flow, zeros, zeros, label_logits=warped_logits, neighbour=torch.full((NUM_RAYS,), 3))
     warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(flow, zeros, zeros))
-    cameras = torch.eye(4)[None, :3].expand(4, 3, 4)
-    video = VideoCameras(Cameras(camera_to_worlds=cameras, fx=10.0, fy=10.0, cx=5.0, cy=5.0, width=10, height=10))
-    batch = {key: torch.zeros(NUM_RAYS, 2) for key in ("flow_fwd", "flow_bwd")}
-    batch.update({f"{key}_valid": torch.ones(NUM_RAYS, 1) for key in ("flow_fwd", "flow_bwd")})
-    loss = warped_losses(
-        SemanticFlowModelConfig(semantic_propagation_loss_mult=1.0),
-        warped,
-        lambda logits: (logits, None),
-        video,
-        torch.zeros(NUM_RAYS, 3),
-        torch.full((NUM_RAYS, 1), -1),
-        torch.tensor([[0.0, 4.0]]).expand(NUM_RAYS, 2),
-        torch.zeros(NUM_RAYS, 2),
-        batch,
-        torch.tensor(distance),
-    )
+    config = SemanticFlowModelConfig(semantic_propagation_loss_mult=1.0)
+    labels, teacher = torch.full((NUM_RAYS, 1), -1), torch.tensor([[0.0, 4.0]]).expand(NUM_RAYS, 2)
+    loss = _propagation_losses(config, warped, labels, teacher, torch.tensor(distance))
     assert (float(loss["semantic_propagation_next"]) > 0) == propagates
