@@ -156,8 +156,8 @@ class SemanticFlowModelConfig(ModelConfig):
     """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against frame t's labels (each)."""
     semantic_propagation_loss_mult: float = 0.0
     """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against the dynamic semantics
-    rendered at t, on rays of frames without labels whose neighbour is no closer to a labelled frame (each):
-    carries labels along the scene flow, outward from the labelled frames. Not in the paper."""
+    rendered at t, on rays of frames without labels (each): carries labels along the scene flow, frame by frame,
+    into the unlabelled frames. Not in the paper."""
     optical_flow_loss_mult: float = 0.02
     """L1 (pixels) between induced and estimated optical flow, each direction."""
     flow_min_accumulation: float = 0.05
@@ -235,7 +235,6 @@ class SemanticFlowModel(Model):
         self.collider = NearFarCollider(near_plane=near, far_plane=far, reset_near_plane=not cfg.render_from_near_plane)
         self.normalizer = SceneNormalizer(self.scene_box, contract=unbounded)
         self.timeline = VideoTimeline(video.times)
-        self.register_buffer("label_distance", video.label_distance(), persistent=False)
         self.proposal_field = ProposalDensityField(cfg.proposal_planes, self.normalizer, num_frames)
         self.proposal_sampler = ProposalNetworkSampler(
             num_nerf_samples_per_ray=cfg.num_samples,

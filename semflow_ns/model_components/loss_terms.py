@@ -67,7 +67,6 @@ def warped_losses(
     dynamic_logits: Float[Tensor, "num_rays num_logits"],
     pixels: Float[Tensor, "num_rays 2"],
     batch: dict[str, Any],
-    label_distance: Optional[Int[Tensor, "num_frames"]] = None,
 ) -> dict[str, Tensor]:
     """Per direction: warped colour and semantic consistency against frame t (on the warped rays, where the
     neighbouring frame exists), label propagation, and L1 between the induced and the estimated optical flow
@@ -77,12 +76,13 @@ def warped_losses(
     (``WarpedRender.flow_valid``), the semantics rendered from the warped samples at t±1 are pulled toward the
     (detached) dynamic semantics rendered at t. Next to the labelled frames, the semantic consistency term fixes
     the neighbours' semantics; this term carries them on, frame by frame along the scene flow, into the frames
-    without labels. With ``label_distance`` (frames from each video frame to the nearest labelled one) it runs
-    outward only: t teaches t±1 when t±1 is no closer to a labelled frame than t.
+    without labels.
     """
     out = {}
     rays = warped.rays
     device = image.device
+    unlabelled = (labels[rays] == losses.IGNORE_INDEX).to(image.dtype)
+    teacher, _ = split_logits(dynamic_logits[rays])
     for name, render in warped.directions():
         exists = render.exists
         induced = induced_flow(cameras, render.points, render.neighbour, pixels)
@@ -93,15 +93,9 @@ def warped_losses(
         out[f"semantic_consistency_{name}"] = config.semantic_consistency_loss_mult * losses.semantic_cross_entropy(
             warped_classes, labels[rays], exists[rays]
         )
-        unlabelled = (labels[rays] == losses.IGNORE_INDEX).to(image.dtype) * exists[rays] * render.flow_valid[rays]
-        if label_distance is not None:
-            step = 1 if name == "next" else -1
-            here = (render.neighbour - step).clamp(0, label_distance.shape[0] - 1)
-            outward = label_distance[render.neighbour] >= label_distance[here]
-            unlabelled = unlabelled * outward[rays, None].to(unlabelled.dtype)
-        teacher, _ = split_logits(dynamic_logits[rays])
+        propagating = unlabelled * exists[rays] * render.flow_valid[rays]
         out[f"semantic_propagation_{name}"] = config.semantic_propagation_loss_mult * losses.pseudo_label_cross_entropy(
-            warped_classes, teacher, unlabelled
+            warped_classes, teacher, propagating
         )
         flow_key = OPTICAL_FLOW_KEYS[name]
         valid = batch[f"{flow_key}_valid"].to(device) * exists * render.flow_valid
