@@ -158,6 +158,9 @@ class SemanticFlowModelConfig(ModelConfig):
     """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against the dynamic semantics
     rendered at t, on rays of frames without labels (each): carries labels along the scene flow, frame by frame,
     into the unlabelled frames. Not in the paper."""
+    semantic_propagation_outward: bool = False
+    """Label propagation only outward from the labelled frames: frame t teaches t±1 only when t±1 is farther from
+    every labelled frame than t (False: in both directions)."""
     optical_flow_loss_mult: float = 0.02
     """L1 (pixels) between induced and estimated optical flow, each direction."""
     flow_min_accumulation: float = 0.05
@@ -235,6 +238,7 @@ class SemanticFlowModel(Model):
         self.collider = NearFarCollider(near_plane=near, far_plane=far, reset_near_plane=not cfg.render_from_near_plane)
         self.normalizer = SceneNormalizer(self.scene_box, contract=unbounded)
         self.timeline = VideoTimeline(video.times)
+        self.register_buffer("label_distance", video.label_distance(), persistent=False)
         self.proposal_field = ProposalDensityField(cfg.proposal_planes, self.normalizer, num_frames)
         self.proposal_sampler = ProposalNetworkSampler(
             num_nerf_samples_per_ray=cfg.num_samples,
@@ -445,7 +449,16 @@ class SemanticFlowModel(Model):
         dynamic_logits = outputs["label_logits_dynamic"]
         loss.update(
             warped_losses(
-                cfg, warped, self.split_logits, self.video_cameras, image, labels, dynamic_logits, pixels, batch
+                cfg,
+                warped,
+                self.split_logits,
+                self.video_cameras,
+                image,
+                labels,
+                dynamic_logits,
+                pixels,
+                batch,
+                self.label_distance if cfg.semantic_propagation_outward else None,
             )
         )
         regularisers = outputs["flow_regularisers"]

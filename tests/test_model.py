@@ -387,3 +387,30 @@ def test_a_short_training_learns_the_semantics_of_the_training_frames(tiny_scene
         chance.append(semantic_metrics(majority, labels, len(model.class_names))["miou"])
     learned_miou, chance_miou = sum(learned) / len(learned), sum(chance) / len(chance)
     assert learned_miou > max(0.2, 3.0 * chance_miou), (learned_miou, chance_miou)
+
+
+def test_outward_label_propagation_reaches_the_loss_with_the_frames_distances(tiny_scene, monkeypatch):
+    """With labels on frames 0-3 of 8 and outward propagation on, the model hands the warped losses each frame's
+    distance to the nearest labelled frame; by default it hands none (propagation both ways)."""
+    import semflow_ns.semflow_model as semflow_model
+
+    original, seen = semflow_model.warped_losses, []
+
+    def spy(*args):
+        seen.append(args[9] if len(args) > 9 else None)
+        return original(*args)
+
+    monkeypatch.setattr(semflow_model, "warped_losses", spy)
+    for outward in (True, False):
+        config = semantic_flow_config()
+        config.pipeline.datamanager.dataparser.data = tiny_scene
+        config.pipeline.datamanager.dataparser.label_frames = "0-3"
+        config.pipeline.datamanager.train_num_rays_per_batch = 64
+        shrink_model(config.pipeline.model)
+        config.pipeline.model.semantic_propagation_loss_mult = 1.0
+        config.pipeline.model.semantic_propagation_outward = outward
+        pipeline = config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)
+        pipeline.train()
+        pipeline.get_train_loss_dict(0)
+    assert seen[0] is not None and seen[0].tolist() == [0, 0, 0, 0, 1, 2, 3, 4]
+    assert seen[1] is None

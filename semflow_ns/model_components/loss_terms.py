@@ -67,6 +67,7 @@ def warped_losses(
     dynamic_logits: Float[Tensor, "num_rays num_logits"],
     pixels: Float[Tensor, "num_rays 2"],
     batch: dict[str, Any],
+    label_distance: Optional[Int[Tensor, "num_frames"]] = None,
 ) -> dict[str, Tensor]:
     """Per direction: warped colour and semantic consistency against frame t (on the warped rays, where the
     neighbouring frame exists), label propagation, and L1 between the induced and the estimated optical flow
@@ -76,7 +77,8 @@ def warped_losses(
     (``WarpedRender.flow_valid``), the semantics rendered from the warped samples at t±1 are pulled toward the
     (detached) dynamic semantics rendered at t. Next to the labelled frames, the semantic consistency term fixes
     the neighbours' semantics; this term carries them on, frame by frame along the scene flow, into the frames
-    without labels.
+    without labels. Given ``label_distance`` (frames from each video frame to the nearest labelled one), it runs
+    outward only: t teaches t±1 only when t±1 is farther from every labelled frame than t.
     """
     out = {}
     rays = warped.rays
@@ -94,6 +96,10 @@ def warped_losses(
             warped_classes, labels[rays], exists[rays]
         )
         propagating = unlabelled * exists[rays] * render.flow_valid[rays]
+        if label_distance is not None:
+            here = (render.neighbour - (1 if name == "next" else -1)).clamp(0, label_distance.shape[0] - 1)
+            outward = label_distance[render.neighbour] > label_distance[here]
+            propagating = propagating * outward[rays, None].to(propagating.dtype)
         out[f"semantic_propagation_{name}"] = config.semantic_propagation_loss_mult * losses.pseudo_label_cross_entropy(
             warped_classes, teacher, propagating
         )

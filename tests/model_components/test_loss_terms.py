@@ -1,5 +1,7 @@
 """Assembly of the warped terms and the regularisers from the typed training outputs."""
 
+from typing import Optional
+
 import pytest
 import torch
 from nerfstudio.cameras.cameras import Cameras
@@ -34,6 +36,7 @@ def _propagation_losses(
     warped: WarpedRenders,
     labels: torch.Tensor,
     dynamic_logits: torch.Tensor,
+    label_distance: Optional[torch.Tensor] = None,
 ) -> dict[str, torch.Tensor]:
     """``warped_losses`` on a still, 4-frame video with zero optical flow (only the semantic terms matter)."""
     cameras = torch.eye(4)[None, :3].expand(4, 3, 4)
@@ -42,7 +45,7 @@ def _propagation_losses(
     batch.update({f"{key}_valid": torch.ones(NUM_RAYS, 1) for key in ("flow_fwd", "flow_bwd")})
     image, pixels = torch.zeros(NUM_RAYS, 3), torch.zeros(NUM_RAYS, 2)
     split = lambda logits: (logits, None)  # noqa: E731
-    return warped_losses(config, warped, split, video, image, labels, dynamic_logits, pixels, batch)
+    return warped_losses(config, warped, split, video, image, labels, dynamic_logits, pixels, batch, label_distance)
 
 
 def test_a_constant_velocity_that_its_warps_undo_costs_only_slow_flow():
@@ -101,3 +104,20 @@ def test_label_propagation_pulls_warped_semantics_toward_frame_t_only_on_unlabel
     assert warped_logits.grad[1, 1] < 0, "descending the gradient raises the teacher's class"
     off = _propagation_losses(SemanticFlowModelConfig(), warped, labels, dynamic_logits)
     assert float(off["semantic_propagation_next"]) == 0.0, "off by default"
+
+
+@pytest.mark.parametrize(
+    ("distance", "propagates"), [([0, 1, 2, 3], True), ([3, 2, 1, 0], False), ([1, 1, 1, 1], False)]
+)
+def test_outward_label_propagation_teaches_only_frames_farther_from_the_labels(distance: list[int], propagates: bool):
+    """A ray of frame 2 warped to frame 3 teaches frame 3 only when frame 3 is farther from every labelled frame."""
+    zeros = torch.zeros(NUM_RAYS, NUM_SAMPLES, 3)
+    flow = SceneFlow(zeros, zeros)
+    warped_logits = torch.zeros(NUM_RAYS, 2, requires_grad=True)
+    render = _warped(flow, zeros, zeros, label_logits=warped_logits, neighbour=torch.full((NUM_RAYS,), 3))
+    warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(flow, zeros, zeros))
+    config = SemanticFlowModelConfig(semantic_propagation_loss_mult=1.0)
+    labels, teacher = torch.full((NUM_RAYS, 1), -1), torch.tensor([[0.0, 4.0]]).expand(NUM_RAYS, 2)
+    loss = _propagation_losses(config, warped, labels, teacher, torch.tensor(distance))
+    assert (float(loss["semantic_propagation_next"]) > 0) == propagates
+    assert float(_propagation_losses(config, warped, labels, teacher)["semantic_propagation_next"]) > 0, "both ways"

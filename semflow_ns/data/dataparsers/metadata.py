@@ -31,9 +31,20 @@ class VideoFrames:
     image_filenames: list[Path]
     cameras: Cameras
     """One camera per frame, with ``times`` [num_frames, 1] in [0, 1], increasing."""
+    labelled: Optional[list[bool]] = None
+    """Whether training uses each frame's labels (None: not known)."""
 
     def __len__(self) -> int:
         return len(self.image_filenames)
+
+    def label_distance(self) -> torch.Tensor:
+        """Frames from each frame to the nearest frame with training labels ([num_frames] int64; 0 for every
+        frame when that is not known or no frame has labels)."""
+        if self.labelled is None or not any(self.labelled):
+            return torch.zeros(len(self), dtype=torch.long)
+        frames = torch.arange(len(self))
+        labelled = frames[torch.tensor(self.labelled, dtype=torch.bool)]
+        return (frames[:, None] - labelled[None, :]).abs().min(dim=1).values
 
     @property
     def times(self) -> torch.Tensor:

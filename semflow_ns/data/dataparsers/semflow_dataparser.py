@@ -113,7 +113,11 @@ def scene_outputs(
     video_frames = training_frames(scene, options)
     frames = video_frames if split == "train" else eval_frames(scene, options)
     box = torch.from_numpy(scene_bounds(scene, config.box_margin)).float()
-    video = VideoFrames(image_filenames=[f.image for f in scene.frames], cameras=frames_to_cameras(scene.frames))
+    video = VideoFrames(
+        image_filenames=[f.image for f in scene.frames],
+        cameras=frames_to_cameras(scene.frames),
+        labelled=[f.semantics is not None for f in video_frames],
+    )
     info = SceneInfo(
         classes=list(scene.classes),
         instances=list(scene.instances),

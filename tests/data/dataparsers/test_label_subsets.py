@@ -47,7 +47,11 @@ def test_training_keeps_every_frame_but_only_the_subset_keeps_labels(tiny_scene:
     assert all(f.flow_fwd == g.flow_fwd and f.flow_bwd == g.flow_bwd for f, g in zip(frames, scene.frames, strict=True))
     assert out.metadata["semantics"].filenames == [f.semantics for f in frames]
     assert out.metadata["semflow_scene"].has_labels
-    assert len(out.metadata["semflow_video"]) == 8
+    video = out.metadata["semflow_video"]
+    assert len(video) == 8
+    assert [i for i, flag in enumerate(video.labelled) if flag] == labelled
+    # frames to the nearest labelled frame: what label propagation runs outward along
+    assert video.label_distance().tolist() == [min(abs(i - j) for j in labelled) for i in range(8)]
 
 
 def test_dataset_ignores_labels_and_motion_outside_the_subset(scene_copy: Path) -> None:
@@ -74,6 +78,7 @@ def test_none_trains_without_any_label(tiny_scene: Path) -> None:
     out = parse(tiny_scene, label_frames="none")
     assert all(f.semantics is None for f in out.metadata["semflow_frames"])
     assert not out.metadata["semflow_scene"].has_labels
+    assert out.metadata["semflow_video"].label_distance().tolist() == [0] * 8
 
 
 @pytest.mark.parametrize("split", ["val", "test"])
