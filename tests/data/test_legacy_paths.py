@@ -66,3 +66,18 @@ def test_every_old_module_path_is_the_new_module(old: str) -> None:
     module = importlib.import_module(old)
     assert module is importlib.import_module(LEGACY_MODULES[old])
     assert module.__name__ == LEGACY_MODULES[old] and module.__spec__.name == LEGACY_MODULES[old]
+
+
+def test_model_configs_saved_before_the_options_moved_out_load() -> None:
+    """``config.yml`` files written while the model's options lived in ``semflow_model`` name that module."""
+    from semflow_ns.model_config import SemanticFlowModelConfig
+    from semflow_ns.semflow_model import SemanticFlowModel
+
+    text = (
+        "!!python/object:semflow_ns.semflow_model.SemanticFlowModelConfig\n"
+        "_target: !!python/name:semflow_ns.semflow_model.SemanticFlowModel ''\n"
+        "semantic_propagation_loss_mult: 0.3\n"
+    )
+    config = yaml.load(text, Loader=yaml.Loader)
+    assert isinstance(config, SemanticFlowModelConfig) and config._target is SemanticFlowModel
+    assert config.semantic_propagation_loss_mult == 0.3 and SemanticFlowModelConfig()._target is SemanticFlowModel

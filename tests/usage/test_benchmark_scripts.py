@@ -152,7 +152,7 @@ def yaml_config(path: Path):
 def test_motion_mask_benchmark_scores_the_flow_masks_against_davis_ground_truth(tmp_path: Path, run_cli):
     clip = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "davis-car-shadow"
     if not clip.is_dir():
-        pytest.skip(f"the shared DAVIS clip is not at {clip} (see ../shared/data/davis-car-shadow/SOURCE.md)")
+        pytest.skip(f"the shared DAVIS clip (car-shadow: JPEG frames and masks) is not at {clip}")
     few = tmp_path / "clip"  # the first 6 frames keep the test fast
     for sub, suffix in (("images", ".jpg"), ("masks", ".png")):
         (few / sub).mkdir(parents=True)

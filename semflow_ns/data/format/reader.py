@@ -76,20 +76,6 @@ class _Reader:
 
 
 def _intrinsics(reader: _Reader, obj: dict[str, Any], where: str, default: Optional[Intrinsics]) -> Intrinsics:
-    keys = ("fl_x", "fl_y", "cx", "cy", "w", "h")
-    if default is not None and not any(k in obj for k in keys):
-        return default
-    d = default
-    values = {k: reader.number(obj, k, where, None if d is None else float(getattr(d, k))) for k in keys}
-    for k in ("k1", "k2", "p1", "p2"):
-        values[k] = reader.number(obj, k, where, 0.0 if d is None else getattr(d, k))
-    for k in ("fl_x", "fl_y", "w", "h"):
-        if values[k] <= 0:
-            raise reader.fail(f"{where}.{k}", f"must be positive, got {values[k]}")
-    return Intrinsics(**{**values, "w": int(values["w"]), "h": int(values["h"])})  # type: ignore[arg-type]
-
-
-def _intrinsics(reader: _Reader, obj: dict[str, Any], where: str, default: Optional[Intrinsics]) -> Intrinsics:
     if default is not None and not any(k in obj for k in INTRINSIC_KEYS):
         return default
     d = default

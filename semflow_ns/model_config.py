@@ -1,0 +1,156 @@
+"""Options of the Semantic Flow model (``--pipeline.model.*``): every switch and loss weight, with its default.
+
+Kept apart from :mod:`semflow_ns.semflow_model` so the options read on their own; the model class is looked up
+when a config is made (it imports this module). Saved configs name ``semflow_ns.semflow_model``, which
+re-exports the class.
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from nerfstudio.models.base_model import ModelConfig
+
+from semflow_ns.field_components.flow_attention import FlowAttentionConfig
+from semflow_ns.field_components.frame_encoder import FrameEncoderConfig
+from semflow_ns.field_components.scene_flow import SceneFlowFieldConfig
+from semflow_ns.fields.encoding import PlaneEncodingConfig
+from semflow_ns.fields.radiance_field import RadianceFieldConfig
+from semflow_ns.model_components.adaptation import AdaptationConfig
+from semflow_ns.model_components.pose_refinement import PoseRefinementConfig
+
+
+def _model_class() -> type:
+    from semflow_ns.semflow_model import SemanticFlowModel
+
+    return SemanticFlowModel
+
+
+@dataclass
+class SemanticFlowModelConfig(ModelConfig):
+    """Semantic Flow: static + dynamic radiance fields, scene flow, flow attention, semantic heads."""
+
+    _target: type = field(default_factory=_model_class)
+    near_plane: float = 0.05
+    """Where sampling starts along a ray (world units), unless the scene gives `near`."""
+    far_plane: float = 10.0
+    """Where sampling ends (world units), unless the scene gives `far`."""
+    render_from_near_plane: bool = True
+    """Renders (evaluation, viewer, ns-render) sample from the near plane, as training does. False: from the
+    camera, nerfstudio's default for NearFarCollider, which on real videos (a near plane from SfM) fills the
+    untrained space in front of the scene with floaters."""
+    scene_contraction: bool = False
+    """Contract space outside the scene box; on automatically for scenes marked `unbounded` (real videos)."""
+    unbounded_far_plane: float = 1000.0
+    """Far plane of contracted (unbounded) scenes; samples beyond the box are spaced in disparity."""
+    background_color: Literal["black", "white"] = "black"
+    """Colour behind the last sample."""
+    num_proposal_samples: int = 64
+    """Samples per ray for the proposal density."""
+    num_samples: int = 24
+    """Samples per ray for the static and dynamic fields."""
+    proposal_planes: PlaneEncodingConfig = field(
+        default_factory=lambda: PlaneEncodingConfig(resolutions=(64,), num_components=8)
+    )
+    """Grid of the proposal density field."""
+    proposal_warmup: int = 500
+    """Steps over which proposal updates go from every step to every `proposal_update_every` steps."""
+    proposal_update_every: int = 5
+    """Proposal sampler update interval after warm-up."""
+    static_field: RadianceFieldConfig = field(default_factory=RadianceFieldConfig)
+    """Static radiance field (time independent)."""
+    dynamic_field: RadianceFieldConfig = field(default_factory=RadianceFieldConfig)
+    """Dynamic radiance field (time dependent, with blending weight)."""
+    scene_flow: SceneFlowFieldConfig = field(default_factory=SceneFlowFieldConfig)
+    """Scene-flow field and trajectory window."""
+    encoder: FrameEncoderConfig = field(default_factory=FrameEncoderConfig)
+    """CNN producing the per-frame features (trained from scratch)."""
+    attention: FlowAttentionConfig = field(default_factory=FlowAttentionConfig)
+    """Flow attention over trajectory tokens."""
+    semantic_source: Literal["flow", "point"] = "flow"
+    """flow: semantic head sees flow-aggregated features (the method); point: only the point's own
+    field features (the paper's "dynamic NeRF + semantic head" baseline)."""
+    semantic_field_features: bool = True
+    """With semantic-source flow: the dynamic semantic head also sees the dynamic field's features at the point
+    (the paper concatenates its MLP's hidden state). Our fields are space-time grids, so these features
+    describe where and when a point is, not what it looks like; False leaves the head only the flow features."""
+    semantic_hidden_dim: int = 64
+    """Width of the semantic heads."""
+    semantic_samples: int = 8
+    """In training, the dynamic semantic branch (feature aggregation, attention, head) runs on this many
+    samples per ray, those with the largest rendering weights; their weights carry almost all of the
+    rendered logits. 0 = every sample. Evaluation always uses every sample."""
+    warped_ray_fraction: float = 0.25
+    """Fraction of each batch's rays whose samples are warped to t-1 and t+1 and rendered there (warped colour,
+    semantic consistency, cycle consistency). Each costs two more dynamic queries; 1.0 = every ray."""
+    detach_trajectory_features: bool = False
+    """Stop the semantic branch's gradient at the trajectory: features are sampled at, and displacements encoded
+    from, detached trajectory points, so semantic losses reach the scene flow only through the renders from
+    warped samples (semantic consistency). True is what the official code does (it detaches the sampled
+    features); the frame encoder learns either way."""
+    adaptation: AdaptationConfig = field(default_factory=AdaptationConfig)
+    """Start from another run's frame encoder, attention and semantic heads (scene adaptation)."""
+    detach_semantic_weights: bool = False
+    """Detach the density weights when rendering logits (False = the paper's density-as-opacity prior)."""
+    rgb_loss_mult: float = 3.0
+    """Colour of the full (blended) render."""
+    rgb_dynamic_loss_mult: float = 1.0
+    """Colour of the dynamic field alone."""
+    rgb_static_loss_mult: float = 1.0
+    """Colour of the static field alone, on static pixels (the paper's stage-1 loss)."""
+    rgb_warped_loss_mult: float = 1.0
+    """Colour of the dynamic field rendered from samples warped to t-1 and t+1, against frame t (each)."""
+    semantic_loss_mult: float = 0.16
+    """Cross entropy of the full semantic render."""
+    semantic_dynamic_loss_mult: float = 0.08
+    """Cross entropy of the dynamic field's semantic render (all pixels)."""
+    semantic_static_loss_mult: float = 0.08
+    """Cross entropy of the static field's semantic render, on static pixels."""
+    semantic_consistency_loss_mult: float = 0.1
+    """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against frame t's labels (each)."""
+    semantic_propagation_loss_mult: float = 0.0
+    """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against the dynamic semantics
+    rendered at t, on rays of frames without labels (each): carries labels along the scene flow, frame by frame,
+    into the unlabelled frames. Not in the paper."""
+    semantic_propagation_outward: bool = False
+    """Label propagation only outward from the labelled frames: frame t teaches t±1 only when t±1 is farther from
+    every labelled frame than t (False: in both directions)."""
+    optical_flow_loss_mult: float = 0.02
+    """L1 (pixels) between induced and estimated optical flow, each direction."""
+    flow_min_accumulation: float = 0.05
+    """Rays whose dynamic weights sum to at most this are left out of the optical-flow loss; on the others the
+    induced flow follows the weighted mean of the warped points (normalised by the accumulated weight)."""
+    cycle_loss_mult: float = 1.0
+    """Forward-backward cycle consistency of the scene flow."""
+    slow_flow_loss_mult: float = 0.01
+    """Scene-flow magnitude."""
+    temporal_smooth_loss_mult: float = 0.1
+    """Scene-flow acceleration (forward + backward)."""
+    spatial_smooth_loss_mult: float = 0.1
+    """Scene-flow differences between neighbouring samples on a ray."""
+    static_flow_loss_mult: float = 0.5
+    """Rendered scene-flow magnitude (L1, normalised units) on pixels of static classes: they do not move."""
+    blend_loss_mult: float = 0.1
+    """Rendered dynamic mask against the motion mask of the labels."""
+    sparsity_loss_mult: float = 0.001
+    """Entropy of the dynamic weights and of the blending weights."""
+    interlevel_loss_mult: float = 1.0
+    """Proposal sampler fit (nerfstudio's interlevel loss)."""
+    distortion_loss_mult: float = 0.002
+    """Distortion loss on the final weights (mip-NeRF 360)."""
+    instance_loss_mult: float = 0.08
+    """Cross entropy of rendered instance ids, full and dynamic renders (scenes with instance labels)."""
+    eval_foreground_only: bool = False
+    """Score semantics with every static class merged into class 0 (the paper's foreground protocol)."""
+    default_render_time: float = 0.0
+    """Time in [0, 1] at which cameras without times are rendered (nerfstudio 1.1.5's `ns-render interpolate`
+    drops them); camera times outside [0, 1] are clamped. Either is reported once per model."""
+    remove_classes: tuple[str, ...] = ()
+    """Render-time edit (viewer, ns-render, ns-eval, exports; never training): classes removed from the scene.
+    `semflow-render --remove-classes` sets it for one render; the viewer panel changes it live."""
+    remove_instances: tuple[str, ...] = ()
+    """Render-time edit: instances (names or ids) removed from the scene."""
+    highlight_classes: tuple[str, ...] = ()
+    """Render-time edit: if set, everything but these classes is dimmed in `rgb`."""
+    camera_optimizer: PoseRefinementConfig = field(default_factory=PoseRefinementConfig)
+    """Refinement of the video's camera poses in training (nerfstudio's camera optimizer; param group
+    `camera_opt`). Mode auto (default): SO3xR3 for scenes marked `approximate_poses`, off otherwise."""
