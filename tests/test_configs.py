@@ -20,7 +20,9 @@ EXPECTED = {
     "window-5.txt": lambda c: c.pipeline.model.scene_flow.window == 5,
     "trajectory-detached.txt": lambda c: c.pipeline.model.detach_trajectory_features is True,
     "label-propagation.txt": lambda c: (
-        c.pipeline.model.semantic_propagation_loss_mult > 0 and c.pipeline.model.semantic_field_features is False
+        c.pipeline.model.semantic_propagation_loss_mult > 0
+        and c.pipeline.model.semantic_propagation_outward is True
+        and c.pipeline.model.semantic_field_features is False
     ),
     "adaptation.txt": lambda c: (
         c.max_num_iterations == 500
