@@ -143,8 +143,10 @@ def test_rotation_only_bad_inputs_fail_clearly() -> None:
 def test_panning_clip_through_the_cli_ends_in_rotation_only(panning, cli, tmp_path: Path) -> None:
     folder, truth = panning
     out = tmp_path / "scene"
+    # one thread: pycolmap's multi-threaded matching and mapping differ from run to run, and on this pure pan
+    # relaxed SfM then now and then keeps all 8 frames (about 1 run in 40 here), so the chain ends there
     code, text = cli("--images", str(folder / "frames"), "--labels", str(folder / "masks"),
-                     "--num-threads", "2", "--output", str(out))  # fmt: skip
+                     "--num-threads", "1", "--output", str(out))  # fmt: skip
     assert code == 0, text
     flat = " ".join(text.split())
     assert "rotation-only" in flat and "approximate" in flat and "mean rotation residual" in flat
