@@ -11,8 +11,8 @@ Predictors, on the same frames and scored by the same code (``image_metrics``):
 - ``semantic-flow-detached``: the default model with ``configs/trajectory-detached.txt`` (semantic losses do
   not reach the scene flow through the trajectory; the official code's choice);
 - ``semantic-flow-propagation``: the default model with ``configs/label-propagation.txt`` (label propagation:
-  on frames without labels, the semantics of the neighbouring frames follow the frame's own along the scene
-  flow; the dynamic semantic head sees the flow features only);
+  on frames without labels, the semantics of the neighbouring frame farther from the labels follow the frame's
+  own along the scene flow; the dynamic semantic head sees the flow features only);
 - ``copy``: 2D baseline, labels of the nearest labelled frame;
 - ``flow``: 2D baseline, labels of the last labelled frame carried along the scene's optical flow.
 
