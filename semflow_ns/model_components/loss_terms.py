@@ -97,8 +97,7 @@ def warped_losses(
         )
         propagating = unlabelled * exists[rays] * render.flow_valid[rays]
         if label_distance is not None:
-            here = (render.neighbour - (1 if name == "next" else -1)).clamp(0, label_distance.shape[0] - 1)
-            outward = label_distance[render.neighbour] > label_distance[here]
+            outward = label_distance[render.neighbour] > label_distance[warped.frames]
             propagating = propagating * outward[rays, None].to(propagating.dtype)
         out[f"semantic_propagation_{name}"] = config.semantic_propagation_loss_mult * losses.pseudo_label_cross_entropy(
             warped_classes, teacher, propagating

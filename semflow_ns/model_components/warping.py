@@ -65,6 +65,8 @@ class WarpedRenders:
     """Rays whose samples are warped and rendered again (a random ``warped_ray_fraction`` of the batch)."""
     next: WarpedRender
     prev: WarpedRender
+    frames: Int[Tensor, "num_rays"]
+    """The video frame of each ray of the batch (the one the neighbours are one frame away from)."""
 
     def directions(self) -> tuple[tuple[str, WarpedRender], ...]:
         """(name, render) pairs, t+1 first: the order of the loss terms."""
@@ -122,4 +124,4 @@ def render_warped(
             flow_back=warped.flow.toward(-direction),
             flow=warped.flow,
         )
-    return WarpedRenders(rays=rays, next=renders[1], prev=renders[-1])
+    return WarpedRenders(rays=rays, next=renders[1], prev=renders[-1], frames=ray_frames)

@@ -13,6 +13,8 @@ from semflow_ns.model_components.warping import FlowRegularisers, WarpedRender, 
 from semflow_ns.model_config import SemanticFlowModelConfig
 
 NUM_RAYS, NUM_SAMPLES = 4, 5
+FRAMES = torch.ones(NUM_RAYS, dtype=torch.long)
+"""Video frame of every test ray (frame 1 of 4: both neighbours exist)."""
 
 
 def _warped(flow: SceneFlow, there: torch.Tensor, back: torch.Tensor, **fields) -> WarpedRender:
@@ -54,7 +56,9 @@ def test_a_constant_velocity_that_its_warps_undo_costs_only_slow_flow():
     velocity = torch.tensor([0.1, -0.2, 0.05])
     forward = velocity.expand(NUM_RAYS, NUM_SAMPLES, 3)
     flow = SceneFlow(forward, -forward)
-    warped = WarpedRenders(torch.arange(NUM_RAYS), _warped(flow, forward, -forward), _warped(flow, -forward, forward))
+    warped = WarpedRenders(
+        torch.arange(NUM_RAYS), _warped(flow, forward, -forward), _warped(flow, -forward, forward), FRAMES
+    )
     weights = torch.full((NUM_RAYS, NUM_SAMPLES, 1), 0.2)  # sums to 1 along each ray
     regularisers = FlowRegularisers(flow, weights, torch.full_like(weights, 0.5))
     motion = torch.tensor([[0.0], [0.0], [1.0], [-1.0]])
@@ -88,7 +92,7 @@ def test_label_propagation_pulls_warped_semantics_toward_frame_t_only_on_unlabel
         flow_valid=torch.tensor([[1.0], [1.0], [0.0], [1.0]]),
         exists=torch.tensor([[1.0], [1.0], [1.0], [0.0]]),
     )
-    warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(flow, zeros, zeros))
+    warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(flow, zeros, zeros), FRAMES)
     dynamic_logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [0.0, 4.0], [0.0, 4.0]], requires_grad=True)
     labels = torch.tensor([[0], [-1], [-1], [-1]])
     loss = _propagation_losses(
@@ -115,7 +119,7 @@ def test_outward_label_propagation_teaches_only_frames_farther_from_the_labels(d
     flow = SceneFlow(zeros, zeros)
     warped_logits = torch.zeros(NUM_RAYS, 2, requires_grad=True)
     render = _warped(flow, zeros, zeros, label_logits=warped_logits, neighbour=torch.full((NUM_RAYS,), 3))
-    warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(flow, zeros, zeros))
+    warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(flow, zeros, zeros), torch.full((NUM_RAYS,), 2))
     config = SemanticFlowModelConfig(semantic_propagation_loss_mult=1.0)
     labels, teacher = torch.full((NUM_RAYS, 1), -1), torch.tensor([[0.0, 4.0]]).expand(NUM_RAYS, 2)
     loss = _propagation_losses(config, warped, labels, teacher, torch.tensor(distance))
