@@ -143,8 +143,8 @@ def train_and_score(scene: Path, mode: str, experiment: Experiment, exact: torch
     from nerfstudio.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
     from nerfstudio.engine.optimizers import Optimizers
 
+    from semflow_ns.configs.method_configs import _optimizer, semantic_flow_config  # noqa: PLC2701
     from semflow_ns.fields.encoding import PlaneEncodingConfig
-    from semflow_ns.method_config import _optimizer, semantic_flow_config  # noqa: PLC2701
 
     start = time.perf_counter()
     seed_everything(experiment.seed)

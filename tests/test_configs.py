@@ -10,8 +10,8 @@ import pytest
 import tyro
 from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
 
+from semflow_ns.configs.method_configs import semantic_flow_config
 from semflow_ns.data.dataparsers.frame_selection import parse_frame_set
-from semflow_ns.method_config import semantic_flow_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPECTED = {

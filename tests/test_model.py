@@ -9,7 +9,7 @@ import pytest
 import torch
 from model_helpers import shrink_model
 
-from semflow_ns.method_config import semantic_flow_config
+from semflow_ns.configs.method_configs import semantic_flow_config
 from semflow_ns.model_components.dynamic_query import dynamic_head, dynamic_query
 from semflow_ns.model_components.warping import FlowRegularisers, WarpedRenders, render_warped
 
@@ -392,7 +392,7 @@ def test_a_short_training_learns_the_semantics_of_the_training_frames(tiny_scene
 def test_outward_label_propagation_reaches_the_loss_with_the_frames_distances(tiny_scene, monkeypatch):
     """With labels on frames 0-3 of 8 and outward propagation on, the model hands the warped losses each frame's
     distance to the nearest labelled frame; by default it hands none (propagation both ways)."""
-    import semflow_ns.semflow_model as semflow_model
+    import semflow_ns.models.semflow_model as semflow_model
 
     original, seen = semflow_model.warped_losses, []
 

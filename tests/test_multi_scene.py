@@ -12,12 +12,12 @@ import pytest
 import torch
 from model_helpers import shrink_model
 
+from semflow_ns.configs.method_configs import semantic_flow_multi_config
 from semflow_ns.data.dataparsers.multi_scene import SCENE_KEY, MultiSceneDataParserConfig
 from semflow_ns.data.datasets.pixel_sampler import sample_indices
 from semflow_ns.data.format import SceneFormatError
-from semflow_ns.method_config import semantic_flow_multi_config
-from semflow_ns.multi_scene_model import SHARED_PARTS, MultiSceneModel
-from semflow_ns.multi_scene_pipeline import pooled
+from semflow_ns.models.multi_scene_model import SHARED_PARTS, MultiSceneModel
+from semflow_ns.pipelines.multi_scene_pipeline import pooled
 
 
 def multi_pipeline(scenes: list[Path], test_mode: str = "val"):

@@ -13,9 +13,9 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
 from test_model import tiny_pipeline, train_step
 
+from semflow_ns.configs.method_configs import semantic_flow_config
 from semflow_ns.data.dataparsers.metadata import VIDEO_FRAME_KEY
 from semflow_ns.field_components.flow_aggregation import VideoCameras
-from semflow_ns.method_config import semantic_flow_config
 from semflow_ns.model_components.pose_refinement import (
     PoseRefinementConfig,
     corrected_camera_to_worlds,

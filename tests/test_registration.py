@@ -32,8 +32,8 @@ def test_method_defaults_run_anywhere():
     """No flags needed: CPU without CUDA, no wandb, the demo scene as data."""
     import torch
 
+    from semflow_ns.configs.method_configs import semantic_flow_method
     from semflow_ns.data.demo import default_demo_dir
-    from semflow_ns.method_config import semantic_flow_method
 
     config = semantic_flow_method.config
     assert config.machine.device_type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -42,5 +42,5 @@ def test_method_defaults_run_anywhere():
 
 
 def test_entry_point_modules_import_in_a_fresh_interpreter():
-    code = "import semflow_ns.method_config, semflow_ns.dataparser_config"
+    code = "import semflow_ns.configs.method_configs, semflow_ns.configs.dataparser_configs"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,7 +8,7 @@
 * :mod:`~semflow_ns.data.producers` - what the scene producers share (optical flow, label decoding, writing).
 
 Old module paths (``semflow_ns.data.scene_format``, ``semflow_ns.data.semflow_dataparser``, ...) stay importable
-through :mod:`~semflow_ns.data.legacy_paths`, so that ``config.yml`` files of earlier runs still load.
+through :mod:`~semflow_ns.utils.legacy_paths`, so that ``config.yml`` files of earlier runs still load.
 """
 
 from semflow_ns.data import legacy_paths  # noqa: F401  (installs the finder of the old module paths)

@@ -22,7 +22,7 @@ from semflow_ns.field_components.scene_flow import SceneFlow
 from semflow_ns.fields.radiance_field import RadianceSamples
 
 if TYPE_CHECKING:
-    from semflow_ns.semflow_model import SemanticFlowModel
+    from semflow_ns.models.semflow_model import SemanticFlowModel
 
 MIN_OPACITY = 1e-4
 """Dynamic samples with a lower opacity α_d get no semantic prediction at render time (zero logits)."""

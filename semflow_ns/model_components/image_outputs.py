@@ -19,7 +19,7 @@ from semflow_ns.model_components import metrics as segmentation
 from semflow_ns.utils.colors import flow_to_rgb
 
 if TYPE_CHECKING:
-    from semflow_ns.semflow_model import SemanticFlowModel
+    from semflow_ns.models.semflow_model import SemanticFlowModel
 
 
 def flow_image(

@@ -1,7 +1,7 @@
 """Assembly of the weighted training losses from the model's outputs (called by ``get_loss_dict``).
 
 Each function turns one group of outputs into named, weighted loss terms, with the weights of
-:class:`~semflow_ns.model_config.SemanticFlowModelConfig`; the per-term arithmetic is in
+:class:`~semflow_ns.models.model_config.SemanticFlowModelConfig`; the per-term arithmetic is in
 :mod:`semflow_ns.model_components.losses`. The groups:
 
 - :func:`label_losses`: cross entropy of the full, dynamic and static semantic renders (the paper's semantic loss);
@@ -24,7 +24,7 @@ from semflow_ns.model_components.rendering import composite, induced_flow
 from semflow_ns.model_components.warping import FlowRegularisers, WarpedRenders
 
 if TYPE_CHECKING:
-    from semflow_ns.model_config import SemanticFlowModelConfig
+    from semflow_ns.models.model_config import SemanticFlowModelConfig
 
 SplitLogits = Callable[[Tensor], tuple[Tensor, Optional[Tensor]]]
 """Splits the semantic heads' logits into (class logits, instance logits or None)."""

@@ -30,7 +30,7 @@ from semflow_ns.model_components.dynamic_query import DynamicQuery, dynamic_logi
 from semflow_ns.model_components.rendering import composite, expected_point
 
 if TYPE_CHECKING:
-    from semflow_ns.semflow_model import SemanticFlowModel
+    from semflow_ns.models.semflow_model import SemanticFlowModel
 
 
 @dataclass

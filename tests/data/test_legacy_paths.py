@@ -5,12 +5,12 @@ import importlib
 import pytest
 import yaml
 
+from semflow_ns.configs.method_configs import semantic_flow_config
 from semflow_ns.data.dataparsers.dynnerf_dataparser import DynNeRFDataParser, DynNeRFDataParserConfig
 from semflow_ns.data.dataparsers.semflow_dataparser import SemanticFlowDataParser, SemanticFlowDataParserConfig
 from semflow_ns.data.datasets.pixel_sampler import SemanticFlowPixelSampler, SemanticFlowPixelSamplerConfig
 from semflow_ns.data.datasets.semflow_dataset import SemanticFlowDataset
-from semflow_ns.data.legacy_paths import LEGACY_MODULES
-from semflow_ns.method_config import semantic_flow_config
+from semflow_ns.utils.legacy_paths import LEGACY_MODULES
 
 OLD_CONFIG = """\
 !!python/object:nerfstudio.data.datamanagers.base_datamanager.VanillaDataManagerConfig
@@ -70,8 +70,8 @@ def test_every_old_module_path_is_the_new_module(old: str) -> None:
 
 def test_model_configs_saved_before_the_options_moved_out_load() -> None:
     """``config.yml`` files written while the model's options lived in ``semflow_model`` name that module."""
-    from semflow_ns.model_config import SemanticFlowModelConfig
-    from semflow_ns.semflow_model import SemanticFlowModel
+    from semflow_ns.models.model_config import SemanticFlowModelConfig
+    from semflow_ns.models.semflow_model import SemanticFlowModel
 
     text = (
         "!!python/object:semflow_ns.semflow_model.SemanticFlowModelConfig\n"

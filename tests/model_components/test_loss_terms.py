@@ -10,7 +10,7 @@ from semflow_ns.field_components.flow_aggregation import VideoCameras
 from semflow_ns.field_components.scene_flow import SceneFlow
 from semflow_ns.model_components.loss_terms import regulariser_losses, warped_losses
 from semflow_ns.model_components.warping import FlowRegularisers, WarpedRender, WarpedRenders
-from semflow_ns.model_config import SemanticFlowModelConfig
+from semflow_ns.models.model_config import SemanticFlowModelConfig
 
 NUM_RAYS, NUM_SAMPLES = 4, 5
 FRAMES = torch.ones(NUM_RAYS, dtype=torch.long)

@@ -17,8 +17,8 @@ def test_importing_the_model_does_not_import_the_viewer():
     """``viser`` itself cannot be avoided: nerfstudio 1.1.5's ``SceneBox`` (which every model needs) imports
     ``viser.transforms``, and with it the ``viser`` package. Nothing beyond that may load: neither our panel
     nor nerfstudio's viewer elements, and no viser module that nerfstudio's scene box does not load already."""
-    with_model = _modules_after("import semflow_ns.semflow_model")
-    assert "semflow_ns.semflow_model" in with_model
+    with_model = _modules_after("import semflow_ns.models.semflow_model")
+    assert "semflow_ns.models.semflow_model" in with_model
     assert not with_model & set(VIEWER_MODULES)
     baseline = _modules_after("import nerfstudio.data.scene_box")
     viser_modules = {m for m in with_model if m == "viser" or m.startswith("viser.")}

@@ -67,7 +67,7 @@ from semflow_ns.model_components.pose_refinement import (
 from semflow_ns.model_components.render_times import RenderTimes
 from semflow_ns.model_components.rendering import composite, expected_point, render_weights
 from semflow_ns.model_components.warping import FlowRegularisers, render_warped
-from semflow_ns.model_config import SemanticFlowModelConfig
+from semflow_ns.models.model_config import SemanticFlowModelConfig
 from semflow_ns.utils.colors import instance_palette
 
 

@@ -1,6 +1,8 @@
-"""The module paths of the data package before its split by role, kept importable.
+"""Module paths of earlier versions, kept importable.
 
-Runs saved before the split have ``config.yml`` files whose YAML tags name classes by module path, e.g.
+The data package was split by role, and the model, its options, the multi-scene model and pipeline and the
+nerfstudio registrations moved from the package root into ``models/``, ``pipelines/`` and ``configs/``. Runs
+saved before have ``config.yml`` files whose YAML tags name classes by module path, e.g.
 ``!!python/object:semflow_ns.data.semflow_dataparser.SemanticFlowDataParserConfig``; nerfstudio reads them with
 ``yaml.load(text, Loader=yaml.Loader)``, which imports the module named in each tag. :func:`install` puts a
 finder on ``sys.meta_path`` that resolves each old path of :data:`LEGACY_MODULES` to its new module, so those
@@ -32,6 +34,13 @@ LEGACY_MODULES: dict[str, str] = {
     "semflow_ns.data.labels": "semflow_ns.data.producers.labels",
     "semflow_ns.data.files": "semflow_ns.data.producers.files",
     "semflow_ns.data.scene_geometry": "semflow_ns.data.producers.scene_geometry",
+    "semflow_ns.data.legacy_paths": "semflow_ns.utils.legacy_paths",
+    "semflow_ns.semflow_model": "semflow_ns.models.semflow_model",
+    "semflow_ns.model_config": "semflow_ns.models.model_config",
+    "semflow_ns.multi_scene_model": "semflow_ns.models.multi_scene_model",
+    "semflow_ns.multi_scene_pipeline": "semflow_ns.pipelines.multi_scene_pipeline",
+    "semflow_ns.method_config": "semflow_ns.configs.method_configs",
+    "semflow_ns.dataparser_config": "semflow_ns.configs.dataparser_configs",
 }
 """Old module path -> the module that now holds its contents."""
 

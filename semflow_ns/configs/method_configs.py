@@ -16,9 +16,9 @@ from semflow_ns.data.dataparsers.multi_scene import MultiSceneDataParserConfig
 from semflow_ns.data.dataparsers.semflow_dataparser import SemanticFlowDataParserConfig
 from semflow_ns.data.datasets.pixel_sampler import SemanticFlowPixelSamplerConfig
 from semflow_ns.data.datasets.semflow_dataset import SemanticFlowDataset
-from semflow_ns.model_config import SemanticFlowModelConfig
-from semflow_ns.multi_scene_model import MultiSceneModelConfig
-from semflow_ns.multi_scene_pipeline import MultiScenePipelineConfig
+from semflow_ns.models.model_config import SemanticFlowModelConfig
+from semflow_ns.models.multi_scene_model import MultiSceneModelConfig
+from semflow_ns.pipelines.multi_scene_pipeline import MultiScenePipelineConfig
 from semflow_ns.utils.schedulers import FloatExponentialDecaySchedulerConfig
 
 MAX_STEPS = 2200

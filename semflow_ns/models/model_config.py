@@ -1,8 +1,8 @@
 """Options of the Semantic Flow model (``--pipeline.model.*``): every switch and loss weight, with its default.
 
-Kept apart from :mod:`semflow_ns.semflow_model` so the options read on their own; the model class is looked up
+Kept apart from :mod:`semflow_ns.models.semflow_model` so the options read on their own; the model class is looked up
 when a config is made (it imports this module). Configs saved before the options moved here name
-``semflow_ns.semflow_model.SemanticFlowModelConfig``, which that module still exports.
+``semflow_ns.models.semflow_model.SemanticFlowModelConfig``, which that module still exports.
 """
 
 from dataclasses import dataclass, field
@@ -20,7 +20,7 @@ from semflow_ns.model_components.pose_refinement import PoseRefinementConfig
 
 
 def _model_class() -> type:
-    from semflow_ns.semflow_model import SemanticFlowModel
+    from semflow_ns.models.semflow_model import SemanticFlowModel
 
     return SemanticFlowModel
 

@@ -34,8 +34,8 @@ from torch.nn import Parameter
 from semflow_ns.data.dataparsers.multi_scene import SCENE_KEY, SceneData
 from semflow_ns.model_components.adaptation import PARTS, AdaptationConfig, module_at
 from semflow_ns.model_components.editing import SceneEdit
-from semflow_ns.model_config import SemanticFlowModelConfig
-from semflow_ns.semflow_model import SemanticFlowModel
+from semflow_ns.models.model_config import SemanticFlowModelConfig
+from semflow_ns.models.semflow_model import SemanticFlowModel
 
 SHARED_PARTS: tuple[str, ...] = tuple(path for paths in PARTS.values() for path in paths)
 """Dotted attribute paths of the modules that all scene models share."""

@@ -1,0 +1,1 @@
+"""The multi-scene pipeline (per-scene evaluation metrics)."""
