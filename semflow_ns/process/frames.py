@@ -1,9 +1,11 @@
-"""Reading the input video or frame folder: decoding, subsampling, resizing and per-frame times.
+"""The kept input frames: the frame folder reader, frame selection (step and cap), resizing and per-frame times.
 
 Frames are named after their position in the input: ``00012`` is video frame 12 (0-based, in decoding
-order) or, for a folder, keeps the image's own file name stem. Times are ``(n - n_first) / (n_last - n_first)``
-with ``n`` the frame number (the video frame index, or the last number in the file name when every name has
-one and they increase; else the position in the sorted folder), so a gap in the numbering stays a gap in time.
+order; see :mod:`semflow_ns.process.video`) or, for a folder, keeps the image's own file name stem. Times are
+``(t - t_first) / (t_last - t_first)`` over the kept frames, with ``t`` the video frame's timestamp when every
+kept frame has one, else the frame number ``n`` (the video frame index, or the last number in the file name when
+every name has one and they increase; else the position in the sorted folder), so a gap in the numbering or in
+the timestamps stays a gap in time.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import av
 import cv2
 import numpy as np
 
@@ -37,7 +38,9 @@ class InputFrame:
     source: Optional[Path] = None
     """The input image file (None for video frames)."""
     source_size: tuple[int, int] = (0, 0)
-    """(width, height) of the frame as read, before resizing."""
+    """(width, height) of the frame as read (a video frame turned upright), before resizing."""
+    timestamp: Optional[float] = None
+    """Presentation time in seconds of a video frame (None when the times come from the frame numbers)."""
 
 
 def output_size(width: int, height: int, max_size: int) -> tuple[int, int]:
@@ -48,43 +51,47 @@ def output_size(width: int, height: int, max_size: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _resized(rgb: np.ndarray, max_size: int) -> np.ndarray:
+def shrink(rgb: np.ndarray, max_size: int) -> np.ndarray:
+    """The image shrunk (area interpolation) so that its longer side is at most ``max_size`` (0 = no limit)."""
     size = output_size(rgb.shape[1], rgb.shape[0], max_size)
     if size == (rgb.shape[1], rgb.shape[0]):
         return rgb
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
-def _keep(position: int, kept: int, frame_step: int, max_frames: int) -> bool:
+def keep_frame(position: int, kept: int, frame_step: int, max_frames: int) -> bool:
+    """Whether the input frame at ``position`` is kept, ``kept`` frames having been kept before it."""
     return position % frame_step == 0 and (max_frames <= 0 or kept < max_frames)
 
 
-def read_video(path: Path, frame_step: int, max_frames: int, max_size: int) -> tuple[list[InputFrame], int]:
-    """Decodes a video with PyAV; returns the kept frames and the number of frames in the video.
+def pick_step(count: int, frame_step: int, max_frames: int) -> int:
+    """The frame step: ``frame_step`` when given (at least 1); for 0 (auto), the smallest step that keeps at most
+    ``max_frames`` (0: no limit) of ``count`` input frames, spread over the whole input."""
+    if frame_step >= 1:
+        return frame_step
+    if max_frames <= 0 or count <= max_frames:
+        return 1
+    return -(-count // max_frames)
 
-    Raises:
-        SceneFormatError: naming the file when it cannot be opened or decoded or holds no video stream.
-    """
-    frames: list[InputFrame] = []
-    total = 0
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise SceneFormatError(f"{path}: no video stream in this file")
-            for total, frame in enumerate(container.decode(video=0), 1):
-                if _keep(total - 1, len(frames), frame_step, max_frames):
-                    rgb = frame.to_ndarray(format="rgb24")
-                    size = (rgb.shape[1], rgb.shape[0])
-                    frames.append(
-                        InputFrame(f"{total - 1:05d}", total - 1, total - 1, _resized(rgb, max_size), None, size)
-                    )
-    except (av.FFmpegError, OSError, ValueError) as err:
-        if isinstance(err, SceneFormatError):
-            raise
-        raise SceneFormatError(f"{path}: cannot decode the video ({err})") from err
-    if total == 0:
-        raise SceneFormatError(f"{path}: the video holds no decodable frame")
-    return frames, total
+
+def selection_message(total: int, kept: int, step: int, auto: bool, max_frames: int) -> tuple[str, bool]:
+    """A message on the frame selection ("" when there is nothing to say), and whether it dropped input frames that
+    the step selects (``max_frames`` reached; a warning)."""
+    selected = -(-total // step)
+    if kept < selected:
+        return (
+            f"kept the first {kept} of the {selected} frames that --frame-step {step} selects (--max-frames "
+            f"{max_frames}): input frames from {kept * step} on are dropped; raise --max-frames (0: no limit), or "
+            "leave --frame-step at 0 (auto) to spread the frames over the whole input",
+            True,
+        )
+    if auto and step > 1:
+        return (
+            f"{total} input frames: keeping one in {step} ({kept} frames; automatic --frame-step {step} for "
+            f"--max-frames {max_frames}; --max-frames 0 keeps every frame)",
+            False,
+        )
+    return "", False
 
 
 def _numbers(paths: list[Path]) -> list[int]:
@@ -102,10 +109,10 @@ def read_folder(folder: Path, frame_step: int, max_frames: int, max_size: int) -
     numbers = _numbers(paths)
     frames: list[InputFrame] = []
     for position, path in enumerate(paths):
-        if _keep(position, len(frames), frame_step, max_frames):
+        if keep_frame(position, len(frames), frame_step, max_frames):
             rgb = read_rgb(path)
             size = (rgb.shape[1], rgb.shape[0])
-            frames.append(InputFrame(path.stem, position, numbers[position], _resized(rgb, max_size), path, size))
+            frames.append(InputFrame(path.stem, position, numbers[position], shrink(rgb, max_size), path, size))
     sizes = {f.source_size for f in frames}
     if len(sizes) > 1:
         odd = next(f for f in frames if f.source_size != frames[0].source_size)
@@ -116,6 +123,11 @@ def read_folder(folder: Path, frame_step: int, max_frames: int, max_size: int) -
 
 
 def frame_times(frames: list[InputFrame]) -> list[float]:
-    """Normalised times in [0, 1] from the frame numbers (see the module docstring)."""
-    first, last = frames[0].number, frames[-1].number
-    return [(f.number - first) / max(1, last - first) for f in frames]
+    """Normalised times in [0, 1] from the timestamps, else the frame numbers (see the module docstring)."""
+    stamps = [f.timestamp for f in frames]
+    values = [float(t) for t in stamps if t is not None]
+    if len(values) < len(frames):
+        values = [float(f.number) for f in frames]
+    first, last = values[0], values[-1]
+    span = last - first if last > first else 1.0
+    return [(v - first) / span for v in values]

@@ -43,12 +43,18 @@ class ProcessOptions:
     bounds: Optional[tuple[float, float]] = None
     """NEAR FAR scene depth range in the units of --poses transforms.json when it has no point cloud, and of
     rotation-only poses (cameras at the origin; default 0.1 100)."""
-    max_size: int = 960
-    """Shrink frames so that the longer side is at most this many pixels (0: keep the input size)."""
-    frame_step: int = 1
-    """Keep every k-th input frame."""
-    max_frames: int = 0
-    """Keep at most this many frames (after --frame-step; 0: all)."""
+    max_size: int = 480
+    """Shrink frames so that the longer side is at most this many pixels (0: keep the input size). 480 is what the
+    benchmarks use: the frame encoder works at 256 px anyway, and SfM and flow time grow with the size."""
+    frame_step: int = 0
+    """Keep every k-th input frame. 0 (auto): every frame, or, for an input longer than --max-frames, the smallest
+    step that keeps at most --max-frames frames spread over the whole input."""
+    max_frames: int = 100
+    """Keep at most this many frames (0: no limit). With a given --frame-step the frames after the limit are
+    dropped (with a warning)."""
+    frame_times: Literal["timestamps", "index"] = "timestamps"
+    """Video only. timestamps: each frame's presentation time (right for variable frame rates); index: evenly
+    spaced by the decoding index (for a file whose timestamps repeat or go back)."""
     camera_model: Literal["SIMPLE_RADIAL", "SIMPLE_PINHOLE", "PINHOLE", "RADIAL", "OPENCV"] = "SIMPLE_RADIAL"
     """COLMAP camera model shared by all frames (SIMPLE_RADIAL was the most reliable on real clips)."""
     max_num_features: int = 8192
@@ -103,6 +109,17 @@ class ProcessReport(PoseStats):
     output: Path
     input_frames: int
     frames: int
+    frame_step: int = 1
+    """The frame step used (given, or chosen for --frame-step 0)."""
+    rotation: int = 0
+    """Video: clockwise degrees by which the frames were turned upright (display matrix or rotate tag)."""
+    mirrored: bool = False
+    """Video: the frames were also mirrored left-right (display matrix)."""
+    time_source: str = "frame numbers"
+    """timestamps (video presentation times), frame index (video without usable timestamps, or --frame-times
+    index) or frame numbers (folder: numbers in the file names, else positions)."""
+    warnings: list[str] = field(default_factory=list)
+    """Warnings of the input step (unreadable rotation or timestamps, frames dropped by --max-frames)."""
     labelled_frames: int = 0
     classes: list[str] = field(default_factory=list)
     flow_consistent_fraction: float = 0.0

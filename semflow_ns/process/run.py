@@ -20,13 +20,14 @@ from semflow_ns.data.format import SceneFormatError
 from semflow_ns.data.producers.files import check_frame_count, list_images, pair_files
 from semflow_ns.data.producers.optical_flow import PRESETS
 from semflow_ns.process import ProcessError
-from semflow_ns.process.frames import InputFrame, read_folder, read_video
+from semflow_ns.process.frames import InputFrame, pick_step, read_folder, selection_message
 from semflow_ns.process.label_input import LabelOptions, Labels, read_labels
 from semflow_ns.process.options import ProcessOptions, ProcessReport
 from semflow_ns.process.output import check_output, make_staging, publish
 from semflow_ns.process.pose_chain import POSE_FALLBACKS
 from semflow_ns.process.poses_input import SuppliedPoses, from_poses_bounds, from_transforms
 from semflow_ns.process.sfm import CAMERA_MODELS
+from semflow_ns.process.video import count_frames, read_video
 from semflow_ns.process.writing import (
     estimate_geometry,
     scene_classes,
@@ -43,8 +44,9 @@ def _check_options(options: ProcessOptions) -> None:
     if options.video is not None and not Path(options.video).is_file():
         raise SceneFormatError(f"{options.video}: video file not found")
     checks = [
-        (options.frame_step >= 1, f"--frame-step must be at least 1, got {options.frame_step}"),
-        (options.max_frames >= 0, f"--max-frames must be 0 (all) or positive, got {options.max_frames}"),
+        (options.frame_step >= 0, f"--frame-step must be 0 (auto) or positive, got {options.frame_step}"),
+        (options.max_frames >= 0, f"--max-frames must be 0 (no limit) or positive, got {options.max_frames}"),
+        (options.frame_times in ("timestamps", "index"), "--frame-times must be timestamps or index"),
         (options.max_size >= 0, f"--max-size must be 0 (keep) or positive, got {options.max_size}"),
         (0.0 < options.min_registered <= 1.0, f"--min-registered must lie in (0, 1], got {options.min_registered}"),
         (options.pose_fallback in POSE_FALLBACKS, f"--pose-fallback must be one of {POSE_FALLBACKS}"),
@@ -84,24 +86,52 @@ def _video_label_files(files: list[Path], total: int, allow_missing: bool) -> li
     return out
 
 
-def _read_inputs(options: ProcessOptions) -> tuple[list[InputFrame], int, list[Optional[Path]]]:
-    """The kept frames, the number of input frames, and the label file of each kept frame (or None)."""
-    args = (options.frame_step, options.max_frames, options.max_size)
+def _read_frames(
+    options: ProcessOptions, report: ProcessReport, console: Console
+) -> tuple[list[InputFrame], list[Path]]:
+    """The kept frames and (folder) every input image; records the frame step, rotation, time source and warnings
+    in ``report`` and prints the warnings."""
+    path = Path(options.video or options.images or ".")
+    auto = options.frame_step == 0
+    count = 0
+    if auto and options.max_frames > 0:
+        count = count_frames(path) if options.video is not None else len(list_images(path, "frames"))
+    report.frame_step = pick_step(count, options.frame_step, options.max_frames)
+    args = (report.frame_step, options.max_frames, options.max_size)
+    inputs: list[Path] = []
     if options.video is not None:
-        frames, total = read_video(Path(options.video), *args)
-        inputs: list[Path] = []
+        video = read_video(path, *args, use_timestamps=options.frame_times == "timestamps")
+        frames, report.input_frames, report.time_source = video.frames, video.total, video.time_source
+        report.rotation, report.mirrored = video.orientation.clockwise_degrees, video.orientation.mirrored
+        report.warnings = list(video.warnings)
     else:
-        frames, inputs = read_folder(Path(options.images or "."), *args)
-        total = len(inputs)
-    check_frame_count(len(frames), Path(options.video or options.images or "."))
+        frames, inputs = read_folder(path, *args)
+        report.input_frames = len(inputs)
+    check_frame_count(len(frames), path)
+    report.frames = len(frames)
+    message, dropped = selection_message(report.input_frames, len(frames), report.frame_step, auto, options.max_frames)
+    if dropped:
+        report.warnings.append(message)
+    elif message:
+        console.print(message, highlight=False)
+    for warning in report.warnings:
+        console.print(f"[yellow]Warning:[/yellow] {warning}", highlight=False)
+    return frames, inputs
+
+
+def _read_inputs(
+    options: ProcessOptions, report: ProcessReport, console: Console
+) -> tuple[list[InputFrame], list[Optional[Path]]]:
+    """The kept frames and the label file of each (or None); fills the input fields of ``report``."""
+    frames, inputs = _read_frames(options, report, console)
     if options.labels is None:
-        return frames, total, [None] * len(frames)
+        return frames, [None] * len(frames)
     files = list_images(Path(options.labels), "label images")
     if options.video is not None:
-        paired = _video_label_files(files, total, options.allow_missing_labels)
+        paired = _video_label_files(files, report.input_frames, options.allow_missing_labels)
     else:
         paired = pair_files(inputs, files, f"label images in {options.labels}", options.allow_missing_labels)
-    return frames, total, [paired[f.position] for f in frames]
+    return frames, [paired[f.position] for f in frames]
 
 
 def _supplied_poses(options: ProcessOptions, frames: list[InputFrame], total: int) -> Optional[SuppliedPoses]:
@@ -125,15 +155,17 @@ def process(options: ProcessOptions, console: Console) -> ProcessReport:
     given = (options.video, options.images, options.labels, options.labelmap, options.class_names, options.poses)
     sources = [Path(p) for p in given if p is not None]
     output = check_output(options.output, sources, options.overwrite)
-    frames, total, label_files = _read_inputs(options)
+    report = ProcessReport(output=output, input_frames=0, frames=0)
+    frames, label_files = _read_inputs(options, report, console)
     label_options = LabelOptions(
         options.label_format, options.labelmap, options.class_names, options.dynamic_classes, options.resize_labels
     )
     labels: Optional[Labels] = read_labels(frames, label_files, label_options) if options.labels else None
-    supplied = _supplied_poses(options, frames, total)
-    report = ProcessReport(output=output, input_frames=total, frames=len(frames))
+    supplied = _supplied_poses(options, frames, report.input_frames)
     report.seconds["read"] = time.perf_counter() - start
-    console.print(f"Read {len(frames)} of {total} input frames at {frames[0].rgb.shape[1]}x{frames[0].rgb.shape[0]} px")
+    turned = f", turned {report.rotation}° clockwise" if report.rotation else ""
+    size = f"{frames[0].rgb.shape[1]}x{frames[0].rgb.shape[0]} px{turned}{', mirrored' if report.mirrored else ''}"
+    console.print(f"Read {len(frames)} of {report.input_frames} input frames at {size}")
     staging = make_staging(output)
     try:
         step = time.perf_counter()

@@ -3,6 +3,7 @@
 Examples::
 
     semflow-process-data --images davis/car-shadow/images --labels davis/car-shadow/masks --output data/car-shadow
+    semflow-process-data --video clip.mp4 --output data/clip              # <= 100 frames over the clip, 480 px
     semflow-process-data --video clip.mp4 --frame-step 2 --max-frames 60 --output data/clip
     semflow-process-data --images frames --labels labels --label-format color --labelmap labelmap.txt --output out
     semflow-process-data --images frames --poses transforms.json --output out      # skip SfM
@@ -38,6 +39,14 @@ def _motion_row(report: ProcessReport) -> str:
     return {"labels": "from the labels' moving classes", "none": "none"}[report.motion_masks]
 
 
+def _input_row(report: ProcessReport) -> str:
+    parts = ["every frame" if report.frame_step == 1 else f"one frame in {report.frame_step}"]
+    if report.rotation or report.mirrored:
+        parts.append(f"turned {report.rotation}° clockwise" + (", mirrored" if report.mirrored else ""))
+    parts.append(f"times from the {report.time_source}")
+    return "; ".join(parts)
+
+
 def _attempt(entry: dict, frames: int) -> str:
     status = "used" if entry.get("error") is None else "too few"
     return f"{entry['step']} {entry['registered']}/{frames} in {entry['seconds']:.1f} s ({status})"
@@ -56,6 +65,7 @@ def print_report(report: ProcessReport, console: Console) -> None:
             poses += ", approximate: refined in training"
     rows = [
         ("frames written", f"{report.frames} (of {report.input_frames} input frames)"),
+        ("input frames kept", _input_row(report)),
         ("poses", poses),
         (
             "pose steps tried",
@@ -74,6 +84,7 @@ def print_report(report: ProcessReport, console: Console) -> None:
         ("classes", ", ".join(report.classes)),
         ("time", ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())),
     ]
+    rows += [("warnings", warning) for warning in report.warnings]
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)

@@ -301,7 +301,7 @@ def test_real_panning_clip_gets_a_full_scene(davis_sweep, cli, snapshot, tmp_pat
     before = snapshot(clip)
     out = tmp_path / "scene"
     code, text = cli("--images", str(clip / "images"), "--labels", str(clip / "masks"), "--max-size", "240",
-                     "--max-frames", "20", "--num-threads", "2", "--output", str(out))  # fmt: skip
+                     "--frame-step", "1", "--max-frames", "20", "--num-threads", "2", "--output", str(out))  # fmt: skip
     assert code == 0, text
     assert snapshot(clip) == before
     report = json.loads((out / "transforms.json").read_text())["processing"]

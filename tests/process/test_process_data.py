@@ -112,12 +112,13 @@ def test_colour_labels_and_frame_selection(demo_inputs, cli, tmp_path: Path) -> 
 
 def test_video_input_with_labels_paired_by_frame_number(demo_inputs, cli, tmp_path: Path) -> None:
     code, text = cli("--video", str(demo_inputs.root / "clip.mp4"), "--labels", str(demo_inputs.masks),
-                     "--poses", str(demo_inputs.root / "transforms.json"), "--max-frames", "4",
+                     "--poses", str(demo_inputs.root / "transforms.json"), "--frame-step", "1", "--max-frames", "4",
                      "--output", str(tmp_path / "s"))  # fmt: skip
     assert code == 0, text
     scene = load_scene(tmp_path / "s")
     assert [f.image.name for f in scene.frames] == ["00000.png", "00001.png", "00002.png", "00003.png"]
     assert scene.extra["processing"]["input_frames"] == 6
+    assert "Warning: kept the first 4 of the 6 frames that --frame-step 1 selects" in " ".join(text.split())
     new, old = scene.frames, demo_inputs.scene.frames
     np.testing.assert_allclose(
         new[0].camera_to_world[:3, :3].T @ new[3].camera_to_world[:3, :3],
