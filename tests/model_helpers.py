@@ -1,5 +1,8 @@
 """Helpers of the in-process model tests (``tests/`` is on ``sys.path`` while they run)."""
 
+from pathlib import Path
+
+from semflow_ns.configs.method_configs import semantic_flow_config
 from semflow_ns.fields.encoding import PlaneEncodingConfig
 
 
@@ -10,3 +13,15 @@ def shrink_model(model) -> None:
     for field_config in (model.static_field, model.dynamic_field):
         field_config.planes, field_config.hidden_dim, field_config.feature_dim = small, 16, 7
     model.scene_flow.planes, model.proposal_planes = small, small
+
+
+def tiny_pipeline(scene: Path, **model_overrides):
+    """(config, pipeline) of a tiny semantic-flow model on ``scene`` (64 rays per batch, CPU)."""
+    config = semantic_flow_config()
+    config.pipeline.datamanager.dataparser.data = scene
+    config.pipeline.datamanager.train_num_rays_per_batch = 64
+    model = config.pipeline.model
+    shrink_model(model)
+    for key, value in model_overrides.items():
+        setattr(model, key, value)
+    return config, config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)

@@ -3,15 +3,14 @@
 import copy
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from model_helpers import shrink_model
+from model_helpers import shrink_model, tiny_pipeline
 
 from semflow_ns.configs.method_configs import semantic_flow_config
-from semflow_ns.model_components.dynamic_query import dynamic_head, dynamic_query
-from semflow_ns.model_components.warping import FlowRegularisers, WarpedRenders, render_warped
+from semflow_ns.model_components.dynamic_query import take_samples
+from semflow_ns.model_components.warping import FlowRegularisers, WarpedRenders
 
 DISPLAY_OUTPUTS = {
     "rgb": 3,
@@ -24,17 +23,6 @@ DISPLAY_OUTPUTS = {
     "optical_flow": 3,
     "instances": 3,
 }
-
-
-def tiny_pipeline(scene: Path, **model_overrides):
-    config = semantic_flow_config()
-    config.pipeline.datamanager.dataparser.data = scene
-    config.pipeline.datamanager.train_num_rays_per_batch = 64
-    model = config.pipeline.model
-    shrink_model(model)
-    for key, value in model_overrides.items():
-        setattr(model, key, value)
-    return config, config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +63,7 @@ def test_every_parameter_is_in_exactly_one_group(shared):
     assert len(seen) == len(set(seen)), "a parameter is in two groups"
     model_params = {id(p) for p in pipeline.model.parameters() if p.numel() > 0}
     assert model_params == set(seen), "a parameter is in no group (it would never be trained)"
-    attention_params = {id(p) for p in pipeline.model.attention.parameters()}
+    attention_params = {id(p) for p in pipeline.model.dynamic.attention.parameters()}
     assert attention_params <= {id(p) for p in groups["semantics"]}
 
 
@@ -179,12 +167,12 @@ def test_ablation_switches_train(tiny_scene, overrides):
     loss_dict = train_step(pipeline, optimizer)
     assert all(torch.isfinite(v) for v in loss_dict.values())
     if overrides.get("semantic_source") == "point":
-        assert model.attention is None and model.aggregator is None
-    head_in = model.semantic_head.mlp.layers[0].in_features
+        assert model.dynamic.attention is None and model.dynamic.aggregator is None
+    head_in = model.dynamic.semantic_head.mlp.layers[0].in_features
     if overrides.get("semantic_field_features") is False:  # the head sees the flow features only
-        assert head_in == model.attention.get_out_dim()
-    elif model.attention is not None:
-        assert head_in == model.attention.get_out_dim() + model.config.dynamic_field.feature_dim
+        assert head_in == model.dynamic.attention.get_out_dim()
+    elif model.dynamic.attention is not None:
+        assert head_in == model.dynamic.attention.get_out_dim() + model.config.dynamic_field.feature_dim
 
 
 def test_attention_switch_off_still_trains(tiny_scene):
@@ -210,7 +198,7 @@ def _rays_at(model, unit_point: torch.Tensor, num_rays: int, num_samples: int):
     ray_samples = RaySamples(frustums=frustums, deltas=ones * 0.1)
     unit = unit_point.expand(num_rays, num_samples, 3).clone()
     times = ones * 0.5
-    return ray_samples, unit, times, dynamic_query(model, unit, times)
+    return ray_samples, unit, times, model.dynamic(unit, times)
 
 
 def test_induced_flow_target_is_normalised_by_the_accumulated_weight(tiny_scene):
@@ -221,17 +209,19 @@ def test_induced_flow_target_is_normalised_by_the_accumulated_weight(tiny_scene)
     model = pipeline.model
     model.train()
     with torch.no_grad():
-        model.scene_flow.head.weight.normal_(std=0.3)  # a non-zero flow, so the warped point is not the origin
-        model.scene_flow.head.bias.normal_(std=0.3)
+        model.dynamic.scene_flow.head.weight.normal_(std=0.3)  # a non-zero flow, so the warped point is not the origin
+        model.dynamic.scene_flow.head.bias.normal_(std=0.3)
         num_samples = 6
         ray_samples, unit, times, query = _rays_at(model, torch.tensor([0.2, -0.1, 0.3]), 3, num_samples)
         weights = torch.zeros(3, num_samples, 1)
         weights[0, 2] = 0.5  # half-transparent ray
         weights[1, 1], weights[1, 4] = 0.25, 0.25
         weights[2, 3] = 1e-6  # (almost) empty ray
-        renders = render_warped(model, ray_samples, times, query, weights)
+        warped = model.dynamic.warped_queries(ray_samples, times, query)
+        (warped_logits,) = model.dynamic.logits((warped.query, warped.weights))
+        renders = model.dynamic.warped_renders(warped, query, weights, warped_logits)
         for (name, render), direction in zip(renders.directions(), (1, -1), strict=True):
-            warped = model.normalizer.to_world(query.trajectory[..., model.half_window + direction, :])
+            warped = model.normalizer.to_world(query.trajectory[..., model.dynamic.half_window + direction, :])
             assert torch.allclose(render.points[0], warped[0, 2], atol=1e-5), name
             assert torch.allclose(render.points[1], (warped[1, 1] + warped[1, 4]) / 2, atol=1e-5), name
             assert render.flow_valid[:, 0].tolist() == [1.0, 1.0, 0.0], name
@@ -245,13 +235,13 @@ def test_semantic_gradients_reach_the_scene_flow_only_without_detached_trajector
     model = pipeline.model
     model.train()
     with torch.no_grad():
-        model.scene_flow.head.weight.normal_(std=0.3)
+        model.dynamic.scene_flow.head.weight.normal_(std=0.3)
     _, unit, times, query = _rays_at(model, torch.tensor([0.1, 0.2, -0.1]), 4, 5)
-    logits = dynamic_head(model, query, torch.arange(query.frames.numel()))
+    logits = model.dynamic.head(take_samples(query, torch.arange(query.frames.numel())))
     logits.square().sum().backward()
-    flow_grad = sum(float(p.grad.abs().sum()) for p in model.scene_flow.parameters() if p.grad is not None)
+    flow_grad = sum(float(p.grad.abs().sum()) for p in model.dynamic.scene_flow.parameters() if p.grad is not None)
     assert (flow_grad == 0.0) == detach, flow_grad
-    encoder_grad = sum(float(p.grad.abs().sum()) for p in model.aggregator.parameters() if p.grad is not None)
+    encoder_grad = sum(float(p.grad.abs().sum()) for p in model.dynamic.aggregator.parameters() if p.grad is not None)
     assert encoder_grad > 0, "the frame encoder still learns from the semantic loss"
 
 
@@ -283,12 +273,12 @@ def test_removing_a_class_no_sample_predicts_changes_nothing(tiny_scene):
     model = pipeline.model
     model.eval()
     with torch.no_grad():
-        for head in (model.semantic_head, model.static_semantic_head):
+        for head in (model.dynamic.semantic_head, model.static_semantic_head):
             last = head.mlp.layers[-1]
             last.weight.zero_()
             last.bias.zero_()
             last.bias[1] = 5.0  # every visible sample predicts class 1
-        model.dynamic_field.density_mlp.layers[-1].bias[0] = -30.0  # no dynamic sample is visible
+        model.dynamic.field.density_mlp.layers[-1].bias[0] = -30.0  # no dynamic sample is visible
     camera, _ = pipeline.datamanager.next_eval_image(0)
     before = model.get_outputs_for_camera(camera)
     model.edit.removed_classes = {0}
@@ -310,14 +300,14 @@ def test_removing_the_dynamic_class_reveals_the_static_scene_behind_it(tiny_scen
     model = pipeline.model
     model.eval()
     with torch.no_grad():
-        for head, kept in ((model.semantic_head, 2), (model.static_semantic_head, 1)):
+        for head, kept in ((model.dynamic.semantic_head, 2), (model.static_semantic_head, 1)):
             last = head.mlp.layers[-1]
             last.weight.zero_()
             last.bias.zero_()
             last.bias[kept] = 5.0
-        model.dynamic_field.density_mlp.layers[-1].bias[0] = 30.0  # the object fills every ray from the start
-        model.dynamic_field.blend_head.weight.zero_()
-        model.dynamic_field.blend_head.bias.fill_(30.0)  # and hides the static scene where it is
+        model.dynamic.field.density_mlp.layers[-1].bias[0] = 30.0  # the object fills every ray from the start
+        model.dynamic.field.blend_head.weight.zero_()
+        model.dynamic.field.blend_head.bias.fill_(30.0)  # and hides the static scene where it is
         model.static_field.density_mlp.layers[-1].bias[0] = 2.0  # a half-transparent static scene
     camera, _ = pipeline.datamanager.next_eval_image(0)
     before = model.get_outputs_for_camera(camera)

@@ -111,8 +111,8 @@ def test_each_scene_has_its_own_fields_and_shares_the_semantic_parts(pipeline):
     first, second = model.scenes[0], model.scenes[1]
     for path in SHARED_PARTS:
         assert _get(first, path) is _get(second, path), path
-    for own in ("static_field", "dynamic_field", "scene_flow", "proposal_field"):
-        assert getattr(first, own) is not getattr(second, own), own
+    for own in ("static_field", "dynamic.field", "dynamic.scene_flow", "proposal_field"):
+        assert _get(first, own) is not _get(second, own), own
     groups = model.get_param_groups()
     params = [id(p) for group in groups.values() for p in group]
     assert len(params) == len(set(params)), "a shared parameter is in two groups"
@@ -163,7 +163,7 @@ def test_the_loss_is_the_ray_weighted_sum_of_the_scene_losses(tiny_scene_variant
     sum(losses.values()).backward()
     for index in range(3):  # every scene's fields and the shared head learn from this batch
         assert model.scenes[index].static_field.density_mlp.layers[0].weight.grad.abs().sum() > 0
-    assert model.scenes[0].semantic_head.mlp.layers[0].weight.grad.abs().sum() > 0
+    assert model.scenes[0].dynamic.semantic_head.mlp.layers[0].weight.grad.abs().sum() > 0
 
 
 def test_training_cameras_are_renumbered_for_their_scene(tiny_scene_variants):

@@ -25,10 +25,12 @@ import torch
 from nerfstudio.configs.base_config import PrintableConfig
 from torch import Tensor, nn
 
+from semflow_ns.fields.dynamic_branch import upgrade_state_keys
+
 PARTS: dict[str, tuple[str, ...]] = {
-    "frame-encoder": ("aggregator.bank.encoder",),
-    "attention": ("attention",),
-    "semantic-heads": ("semantic_head", "static_semantic_head"),
+    "frame-encoder": ("dynamic.aggregator.bank.encoder",),
+    "attention": ("dynamic.attention",),
+    "semantic-heads": ("dynamic.semantic_head", "static_semantic_head"),
 }
 """Transferable parts and the model attributes (dotted paths) that hold them."""
 HEADS = PARTS["semantic-heads"]
@@ -134,7 +136,7 @@ def read_source(config_path: Path) -> SourceRun:
     state = {k.removeprefix("module.").removeprefix("_model."): v for k, v in pipeline.items()}
     if any(k.startswith(MULTI_SCENE_PREFIX) for k in state):  # a multi-scene run: its shared parts, from scene 0
         state = {k.removeprefix(MULTI_SCENE_PREFIX): v for k, v in state.items() if k.startswith(MULTI_SCENE_PREFIX)}
-    return SourceRun(state, class_names, checkpoints[-1])
+    return SourceRun(upgrade_state_keys(state), class_names, checkpoints[-1])
 
 
 def module_at(model: nn.Module, path: str) -> Optional[nn.Module]:

@@ -73,6 +73,13 @@ def composite(
     return torch.sum(weights * values, dim=-2)
 
 
+def render_logits(
+    weights: Float[Tensor, "*bs num_samples 1"], logits: Float[Tensor, "*bs num_samples num_logits"], detach: bool
+) -> Float[Tensor, "*bs num_logits"]:
+    """Volume-renders raw logits (paper eq. 7), through detached weights if ``detach`` (no density prior)."""
+    return composite(weights.detach() if detach else weights, logits)
+
+
 def expected_point(
     weights: Float[Tensor, "num_rays num_samples 1"],
     points: Float[Tensor, "num_rays num_samples 3"],

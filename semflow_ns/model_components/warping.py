@@ -18,19 +18,11 @@ Both are dataclasses, so DDP (``find_unused_parameters``) finds the tensors in t
 """
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import torch
 from jaxtyping import Float, Int
-from nerfstudio.cameras.rays import RaySamples
 from torch import Tensor
 
 from semflow_ns.field_components.scene_flow import SceneFlow
-from semflow_ns.model_components.dynamic_query import DynamicQuery, dynamic_logits, dynamic_query
-from semflow_ns.model_components.rendering import composite, expected_point
-
-if TYPE_CHECKING:
-    from semflow_ns.models.semflow_model import SemanticFlowModel
 
 
 @dataclass
@@ -83,45 +75,3 @@ class FlowRegularisers:
     """Compositing weights of the dynamic field alone."""
     blend: Float[Tensor, "num_rays num_samples 1"]
     """DynNeRF blending weights."""
-
-
-def render_warped(
-    model: "SemanticFlowModel",
-    ray_samples: RaySamples,
-    times: Float[Tensor, "num_rays num_samples 1"],
-    query: DynamicQuery,
-    weights_dynamic: Float[Tensor, "num_rays num_samples 1"],
-) -> WarpedRenders:
-    """Renders from the samples warped to the neighbouring frames, and the expected warped points.
-
-    The expected points use every ray (they need no extra field evaluation); the renders from warped
-    samples, which query the dynamic part again at t-1 and t+1, use a random subset of
-    ``warped_ray_fraction`` of the rays.
-    """
-    num_rays = ray_samples.shape[0]
-    rays = torch.randperm(num_rays, device=times.device)[: max(1, round(num_rays * model.config.warped_ray_fraction))]
-    ray_frames = query.frames[:, 0]
-    subset = ray_samples[rays]
-    renders = {}
-    for direction in (1, -1):
-        interval = model.timeline.interval(query.frames, direction)
-        warped_unit = query.trajectory[..., model.half_window + direction, :]
-        neighbour, exists = model.timeline.neighbour(ray_frames, direction)
-        points, flow_valid = expected_point(
-            weights_dynamic, model.normalizer.to_world(warped_unit), model.config.flow_min_accumulation
-        )
-        warped = dynamic_query(model, warped_unit[rays], (times + direction * interval)[rays])
-        weights = subset.get_weights(warped.radiance.density)
-        logits = dynamic_logits(model, warped, weights)
-        renders[direction] = WarpedRender(
-            neighbour=neighbour,
-            exists=exists[:, None].float(),
-            points=points,
-            flow_valid=flow_valid,
-            rgb=composite(weights, warped.radiance.rgb),
-            label_logits=model.render_logits(weights, logits),
-            flow_there=query.flow.toward(direction)[rays],
-            flow_back=warped.flow.toward(-direction),
-            flow=warped.flow,
-        )
-    return WarpedRenders(rays=rays, next=renders[1], prev=renders[-1], frames=ray_frames)

@@ -5,17 +5,18 @@ trajectory window, ``feat_dim``, ``num_classes``; ``*bs`` for leading batch dims
 
 Per ray batch (:meth:`SemanticFlowModel.get_outputs`):
 1. samples from nerfstudio's proposal sampler (time-aware proposal densities);
-2. the static field at every sample; the *dynamic query* at every sample: dynamic field, scene flow,
-   trajectory over K frames, frame features along it (flow feature aggregation), flow attention and
-   the semantic head;
-3. DynNeRF blending of static and dynamic parts for colour, semantic logits and depth;
-4. in training, the dynamic query again at the samples warped to t-1 and t+1, for the warped colour,
-   semantic-consistency, cycle-consistency and optical-flow losses: ``outputs["warped"]`` and
-   ``outputs["flow_regularisers"]`` (typed values, see :mod:`semflow_ns.model_components.warping`), which
-   :meth:`SemanticFlowModel.get_loss_dict` reduces and weights.
+2. the static field at every sample; the dynamic branch (:class:`~semflow_ns.fields.dynamic_branch.DynamicBranch`)
+   at every sample: dynamic field, scene flow and trajectory over K frames;
+3. in training, the dynamic branch again at the samples of some rays warped to t-1 and t+1;
+4. the semantic branch (frame features along the trajectories, flow attention, semantic head) on the chosen
+   samples of all these queries in one pass;
+5. DynNeRF blending of static and dynamic parts for colour, semantic logits and depth; in training also the
+   renders from warped samples for the warped colour, semantic-consistency, cycle-consistency and optical-flow
+   losses: ``outputs["warped"]`` and ``outputs["flow_regularisers"]`` (typed values, see
+   :mod:`semflow_ns.model_components.warping`), which :meth:`SemanticFlowModel.get_loss_dict` reduces and
+   weights.
 
-The dynamic query is in :mod:`~semflow_ns.model_components.dynamic_query`, the loss assembly in
-:mod:`~semflow_ns.model_components.loss_terms`, the whole-image outputs in
+The loss assembly is in :mod:`~semflow_ns.model_components.loss_terms`, the whole-image outputs in
 :mod:`~semflow_ns.model_components.image_outputs`. The viewer panel is imported when a model is built.
 """
 
@@ -39,23 +40,22 @@ from nerfstudio.model_components.renderers import DepthRenderer
 from nerfstudio.model_components.scene_colliders import NearFarCollider
 from nerfstudio.models.base_model import Model
 from nerfstudio.utils.rich_utils import CONSOLE
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import Parameter
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from semflow_ns.data.dataparsers.metadata import SceneInfo, VideoFrames
-from semflow_ns.field_components.flow_aggregation import FlowFeatureAggregator, VideoCameras
-from semflow_ns.field_components.flow_attention import FlowAttention
-from semflow_ns.field_components.frame_encoder import FrameFeatureBank, load_frames
-from semflow_ns.field_components.scene_flow import SceneFlowField
+from semflow_ns.field_components.flow_aggregation import VideoCameras
+from semflow_ns.field_components.frame_encoder import load_frames
 from semflow_ns.field_components.semantic_head import SemanticHead
 from semflow_ns.field_components.timeline import VideoTimeline
 from semflow_ns.fields.density_field import ProposalDensityField
+from semflow_ns.fields.dynamic_branch import DynamicBranch, upgrade_state_keys
 from semflow_ns.fields.encoding import SceneNormalizer
 from semflow_ns.fields.radiance_field import RadianceField
 from semflow_ns.model_components import losses
 from semflow_ns.model_components.adaptation import freeze_parts, load_parts
-from semflow_ns.model_components.dynamic_query import MIN_OPACITY, dynamic_logits, dynamic_query
+from semflow_ns.model_components.dynamic_query import MIN_OPACITY
 from semflow_ns.model_components.editing import SceneEdit, highlight, removed_densities
 from semflow_ns.model_components.image_outputs import displayable_semantics, flow_image, image_metrics_and_images
 from semflow_ns.model_components.loss_terms import label_losses, regulariser_losses, warped_losses
@@ -65,8 +65,8 @@ from semflow_ns.model_components.pose_refinement import (
     setup_pose_refinement,
 )
 from semflow_ns.model_components.render_times import RenderTimes
-from semflow_ns.model_components.rendering import composite, expected_point, render_weights
-from semflow_ns.model_components.warping import FlowRegularisers, render_warped
+from semflow_ns.model_components.rendering import composite, expected_point, render_logits, render_weights
+from semflow_ns.model_components.warping import FlowRegularisers
 from semflow_ns.models.model_config import SemanticFlowModelConfig
 from semflow_ns.utils.colors import instance_palette
 
@@ -121,22 +121,12 @@ class SemanticFlowModel(Model):
             else UniformSampler(single_jitter=False),
         )
         self.static_field = RadianceField(cfg.static_field, time_dependent=False)
-        self.dynamic_field = RadianceField(cfg.dynamic_field, time_dependent=True, num_frames=num_frames)
-        self.scene_flow = SceneFlowField(cfg.scene_flow, num_frames=num_frames)
-        self.half_window = cfg.scene_flow.window // 2
-
         approximate = self.scene_info.approximate_poses
         self.camera_optimizer = setup_pose_refinement(cfg.camera_optimizer, approximate, num_frames)
         self.video_cameras = VideoCameras(video.cameras, pose_correction=self.camera_optimizer)
-        head_in = cfg.dynamic_field.feature_dim if cfg.semantic_field_features or cfg.semantic_source != "flow" else 0
-        self.aggregator: Optional[FlowFeatureAggregator] = None
-        self.attention: Optional[FlowAttention] = None
-        if cfg.semantic_source == "flow":
-            bank = FrameFeatureBank(cfg.encoder, load_frames(video.image_filenames))
-            self.aggregator = FlowFeatureAggregator(self.video_cameras, bank)
-            self.attention = FlowAttention(cfg.attention, cfg.encoder.feature_dim, cfg.scene_flow.window)
-            head_in += self.attention.get_out_dim()
-        self.semantic_head = SemanticHead(head_in, num_logits, cfg.semantic_hidden_dim)
+        frames = load_frames(video.image_filenames) if cfg.semantic_source == "flow" else None
+        self.dynamic = DynamicBranch(cfg, self.normalizer, self.timeline, self.video_cameras, frames, num_logits)
+        self.register_load_state_dict_pre_hook(_upgrade_checkpoint_keys)
         self.static_semantic_head = SemanticHead(cfg.static_field.feature_dim, num_logits, cfg.semantic_hidden_dim)
         self.renderer_depth = DepthRenderer(method="expected")
         self.render_times = RenderTimes(cfg.default_render_time)
@@ -152,12 +142,13 @@ class SemanticFlowModel(Model):
     # parameters and callbacks
 
     def get_param_groups(self) -> dict[str, list[Parameter]]:
-        semantic = [self.semantic_head, self.static_semantic_head, self.aggregator, self.attention]
+        branch = self.dynamic
+        semantic = [branch.semantic_head, self.static_semantic_head, branch.aggregator, branch.attention]
         groups = {
             "proposal_networks": list(self.proposal_field.parameters()),
             "static_field": list(self.static_field.parameters()),
-            "dynamic_field": list(self.dynamic_field.parameters()),
-            "scene_flow": list(self.scene_flow.parameters()),
+            "dynamic_field": list(branch.field.parameters()),
+            "scene_flow": list(branch.scene_flow.parameters()),
             "semantics": [p for module in semantic if module is not None for p in module.parameters()],
         }
         self.camera_optimizer.get_param_groups(param_groups=groups)  # adds "camera_opt" when refining
@@ -187,8 +178,8 @@ class SemanticFlowModel(Model):
     def _adapt(self, step: int) -> None:
         """Loads the parts named by the adaptation options from the source run (see :mod:`adaptation`)."""
         loaded = load_parts(self, self.config.adaptation, self.class_names)
-        if self.aggregator is not None:
-            self.aggregator.bank.invalidate()
+        if self.dynamic.aggregator is not None:
+            self.dynamic.aggregator.bank.invalidate()
         source = self.config.adaptation.load_config
         CONSOLE.print(f"[bold]Semantic Flow:[/bold] adapting from {source}: loaded {'; '.join(loaded)}")
 
@@ -199,9 +190,7 @@ class SemanticFlowModel(Model):
         self, weights: Float[Tensor, "num_rays num_samples 1"], logits: Float[Tensor, "num_rays num_samples num_logits"]
     ) -> Float[Tensor, "num_rays num_logits"]:
         """Volume-renders raw logits (paper eq. 7), through detached weights if ``detach_semantic_weights``."""
-        if self.config.detach_semantic_weights:
-            weights = weights.detach()
-        return composite(weights, logits)
+        return render_logits(weights, logits, self.config.detach_semantic_weights)
 
     def split_logits(self, logits: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         """(class logits, instance logits or None) of a logits tensor from the semantic heads."""
@@ -220,17 +209,20 @@ class SemanticFlowModel(Model):
         times = ray_bundle.times[:, None, :].expand(*positions.shape[:-1], 1)
 
         static = self.static_field(self.normalizer.grid_coords(unit), directions=ray_samples.frustums.directions)
-        query = dynamic_query(self, unit, times)
+        query = self.dynamic(unit, times)
         dynamic = query.radiance
         assert dynamic.blend is not None
         static_logits = self.static_semantic_head(static.features)
         blend = dynamic.blend  # what the render blends in (removed dynamic samples give up their share)
         if self.training:
             weights = render_weights(ray_samples, static.density, dynamic.density, dynamic.blend)
-            logits = dynamic_logits(self, query, weights.blended.dynamic + weights.dynamic)
+            warped = self.dynamic.warped_queries(ray_samples, times, query)
+            logits, warped_logits = self.dynamic.logits(
+                (query, weights.blended.dynamic + weights.dynamic), (warped.query, warped.weights)
+            )
         else:
             opacity = 1.0 - torch.exp(-dynamic.density * ray_samples.deltas)
-            logits = dynamic_logits(self, query, opacity)
+            (logits,) = self.dynamic.logits((query, opacity))
             densities = (static.density, dynamic.density, dynamic.blend)
             if self.edit.removes:  # zero the density of removed samples before compositing (paper Fig. 1)
                 visible = opacity > MIN_OPACITY  # the dynamic samples that have logits
@@ -271,7 +263,7 @@ class SemanticFlowModel(Model):
         outputs["label_logits_dynamic"] = self.render_logits(weights.dynamic, logits)
         outputs["weights_list"] = weights_list + [blended.total]
         outputs["ray_samples_list"] = ray_samples_list + [ray_samples]
-        outputs["warped"] = render_warped(self, ray_samples, times, query, weights.dynamic)
+        outputs["warped"] = self.dynamic.warped_renders(warped, query, weights.dynamic, warped_logits)
         outputs["flow_regularisers"] = FlowRegularisers(query.flow, weights.dynamic, dynamic.blend)
         return outputs
 
@@ -358,3 +350,10 @@ class SemanticFlowModel(Model):
         with alpha > 0.5); nerfstudio's version needs a ``renderer_rgb`` this model does not have.
         """
         return torch.cat([outputs[output_name], outputs["accumulation"]], dim=-1)
+
+
+def _upgrade_checkpoint_keys(module: nn.Module, state_dict: dict[str, Tensor], prefix: str, *args: Any) -> None:
+    """Load-state-dict pre-hook: checkpoints saved before the dynamic branch was one module load too."""
+    upgraded = upgrade_state_keys(state_dict, prefix)
+    state_dict.clear()
+    state_dict.update(upgraded)

@@ -126,7 +126,7 @@ def test_frozen_parts_do_not_train(pipeline_of, trained_run: Path, other_scene: 
     )  # fmt: skip
     model = pipeline.model
     run_callbacks(pipeline, 0)
-    frozen = [p for m in (model.aggregator.bank.encoder, model.attention) for p in m.parameters()]
+    frozen = [p for m in (model.dynamic.aggregator.bank.encoder, model.dynamic.attention) for p in m.parameters()]
     assert frozen and not any(p.requires_grad for p in frozen)
     before = [p.detach().clone() for p in frozen]
     head_before = head_out(model, "semantic_head")

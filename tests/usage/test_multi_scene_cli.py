@@ -71,11 +71,14 @@ def test_a_new_scene_adapts_from_the_multi_scene_run(multi_run, tiny_scene, tiny
         callback.run_callback_at_location(0, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
     (checkpoint,) = (multi_run.parent / "nerfstudio_models").glob("step-*.ckpt")
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)["pipeline"]
-    for key, value in pipeline.model.aggregator.bank.encoder.state_dict().items():
+    for key, value in pipeline.model.dynamic.aggregator.bank.encoder.state_dict().items():
         for scene in range(3):  # one encoder, saved once per scene model
-            assert torch.equal(value, saved[f"_model.scenes.{scene}.aggregator.bank.encoder.{key}"]), (scene, key)
-    for key, value in pipeline.model.attention.state_dict().items():
-        assert torch.equal(value, saved[f"_model.scenes.0.attention.{key}"]), key
+            assert torch.equal(value, saved[f"_model.scenes.{scene}.dynamic.aggregator.bank.encoder.{key}"]), (
+                scene,
+                key,
+            )
+    for key, value in pipeline.model.dynamic.attention.state_dict().items():
+        assert torch.equal(value, saved[f"_model.scenes.0.dynamic.attention.{key}"]), key
 
 
 def test_camera_paths_and_removal_render_the_render_scene(multi_run, run_cli, tmp_path):

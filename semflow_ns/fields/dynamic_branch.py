@@ -1,0 +1,251 @@
+"""The dynamic branch of Semantic Flow: everything that depends on time, as one module (paper §3).
+
+:class:`DynamicBranch` owns the dynamic radiance field, the scene-flow field, the trajectory integration, the
+flow feature aggregation (frame encoder and projections), the flow attention and the dynamic semantic head.
+The model calls it in three ways:
+
+- ``branch(unit, times)`` (:meth:`DynamicBranch.forward`): the dynamic field, the scene flow and the
+  trajectory over the K frames t-h .. t+h (Euler steps) at normalised positions and times: a
+  :class:`~semflow_ns.model_components.dynamic_query.DynamicQuery`;
+- :meth:`DynamicBranch.warped_queries` (training): the samples of a random subset of the rays warped to t+1
+  and t-1 by the scene flow and queried there, both directions in one call;
+- :meth:`DynamicBranch.logits`: the semantic branch (frame features along each trajectory, flow attention,
+  the semantic head) on chosen samples of one or several queries, in **one** pass, so that the frame encoder
+  runs once per step on every frame the step needs; :meth:`DynamicBranch.warped_renders` then renders the
+  warped queries for the losses.
+
+The branch holds the model's scene normaliser, video timeline and video cameras (shared submodules without
+parameters of their own) and never the model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple, Optional
+
+import torch
+from jaxtyping import Float, Int, UInt8
+from nerfstudio.cameras.rays import RaySamples
+from torch import Tensor, nn
+
+from semflow_ns.field_components.flow_aggregation import FlowFeatureAggregator, VideoCameras
+from semflow_ns.field_components.flow_attention import FlowAttention
+from semflow_ns.field_components.frame_encoder import FrameFeatureBank
+from semflow_ns.field_components.scene_flow import SceneFlow, SceneFlowField
+from semflow_ns.field_components.semantic_head import SemanticHead
+from semflow_ns.field_components.timeline import VideoTimeline
+from semflow_ns.fields.encoding import SceneNormalizer
+from semflow_ns.fields.radiance_field import RadianceField
+from semflow_ns.model_components.dynamic_query import (
+    DynamicQuery,
+    HeadSamples,
+    semantic_sample_index,
+    split_query,
+    take_samples,
+)
+from semflow_ns.model_components.rendering import composite, expected_point, render_logits
+from semflow_ns.model_components.warping import WarpedRender, WarpedRenders
+
+if TYPE_CHECKING:
+    from semflow_ns.models.model_config import SemanticFlowModelConfig
+
+LEGACY_STATE_KEYS: dict[str, str] = {
+    "dynamic_field.": "dynamic.field.",
+    "scene_flow.": "dynamic.scene_flow.",
+    "aggregator.": "dynamic.aggregator.",
+    "attention.": "dynamic.attention.",
+    "semantic_head.": "dynamic.semantic_head.",
+}
+"""Checkpoint key prefixes of models saved before the branch was one module -> their keys now."""
+
+
+def upgrade_state_keys(state: dict[str, Tensor], prefix: str = "") -> dict[str, Tensor]:
+    """``state`` with keys of the old layout (:data:`LEGACY_STATE_KEYS`, after ``prefix``) renamed."""
+    upgraded = {}
+    for key, value in state.items():
+        rest = key[len(prefix) :] if key.startswith(prefix) else None
+        if rest is not None:
+            old = next((o for o in LEGACY_STATE_KEYS if rest.startswith(o)), None)
+            if old is not None:
+                key = prefix + LEGACY_STATE_KEYS[old] + rest[len(old) :]
+        upgraded[key] = value
+    return upgraded
+
+
+class WarpedQueries(NamedTuple):
+    """The samples of some rays warped to t+1 and t-1 and queried there (training)."""
+
+    rays: Int[Tensor, "num_warped"]
+    """The rays warped (a random subset of the batch)."""
+    query: DynamicQuery
+    """One query over ``2 * num_warped`` rays: the t+1 rays, then the t-1 rays."""
+    weights: Float[Tensor, "two_num_warped num_samples 1"]
+    """Compositing weights of the dynamic field at the warped samples."""
+
+
+class DynamicBranch(nn.Module):
+    """See the module docstring.
+
+    Args:
+        config: the model's options (fields, scene flow, encoder, attention, semantic switches).
+        normalizer: world <-> normalised coordinates of the scene.
+        timeline: the video's frame times.
+        cameras: the video's cameras (with the model's pose corrections).
+        frames: the video frames, for the frame encoder (unused with ``semantic_source`` point).
+        num_logits: class logits plus instance logits of the semantic head.
+    """
+
+    def __init__(
+        self,
+        config: SemanticFlowModelConfig,
+        normalizer: SceneNormalizer,
+        timeline: VideoTimeline,
+        cameras: VideoCameras,
+        frames: Optional[UInt8[Tensor, "num_frames H W 3"]],
+        num_logits: int,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.normalizer = normalizer
+        self.timeline = timeline
+        num_frames = timeline.num_frames
+        self.field = RadianceField(config.dynamic_field, time_dependent=True, num_frames=num_frames)
+        self.scene_flow = SceneFlowField(config.scene_flow, num_frames=num_frames)
+        self.half_window = config.scene_flow.window // 2
+        uses_flow = config.semantic_source == "flow"
+        head_in = config.dynamic_field.feature_dim if config.semantic_field_features or not uses_flow else 0
+        self.aggregator: Optional[FlowFeatureAggregator] = None
+        self.attention: Optional[FlowAttention] = None
+        if uses_flow:
+            if frames is None:
+                raise ValueError("semantic-source flow needs the video frames for the frame encoder")
+            self.aggregator = FlowFeatureAggregator(cameras, FrameFeatureBank(config.encoder, frames))
+            self.attention = FlowAttention(config.attention, config.encoder.feature_dim, config.scene_flow.window)
+            head_in += self.attention.get_out_dim()
+        self.semantic_head = SemanticHead(head_in, num_logits, config.semantic_hidden_dim)
+        self.num_logits = num_logits
+
+    # ------------------------------------------------------------------------------------------
+    # the dynamic query
+
+    def forward(self, unit: Float[Tensor, "*bs 3"], times: Float[Tensor, "*bs 1"]) -> DynamicQuery:
+        """Dynamic field, scene flow and trajectory at normalised positions and times."""
+        frames = self.timeline.nearest_frame(times)
+        flow = self.scene_flow(unit, times)
+        radiance = self.field(self.normalizer.grid_coords(unit), times)
+        return DynamicQuery(unit, radiance, flow, self.trajectory(unit, times, frames, flow), frames)
+
+    def trajectory(
+        self,
+        unit: Float[Tensor, "*bs 3"],
+        times: Float[Tensor, "*bs 1"],
+        frames: Int[Tensor, "*bs"],
+        flow: SceneFlow,
+    ) -> Float[Tensor, "*bs num_frames 3"]:
+        """Positions over t-h .. t+h by integrating the scene flow frame by frame (Euler steps)."""
+        points = {0: unit}
+        for direction in (1, -1):
+            cur, cur_times, cur_frames, first = unit, times, frames, flow
+            for k in range(1, self.half_window + 1):
+                interval = self.timeline.interval(cur_frames, direction)
+                cur = self.scene_flow.step(cur, cur_times, interval, direction, first=first)
+                cur_times, cur_frames, first = cur_times + direction * interval, cur_frames + direction, None
+                points[direction * k] = cur
+        return torch.stack([points[k] for k in range(-self.half_window, self.half_window + 1)], dim=-2)
+
+    # ------------------------------------------------------------------------------------------
+    # semantics
+
+    def semantic_input(self, samples: HeadSamples) -> Float[Tensor, "num_kept out_dim"]:
+        """Flow feature aggregation + flow attention over the trajectory tokens (paper §3.2)."""
+        assert self.aggregator is not None and self.attention is not None
+        unit, points = samples.unit, samples.trajectory
+        if self.config.detach_trajectory_features:
+            points = points.detach()
+        offsets = torch.arange(-self.half_window, self.half_window + 1, device=unit.device)
+        token_frames, exists = self.timeline.neighbour(samples.frames[..., None], offsets)
+        feats, valid = self.aggregator(self.normalizer.to_world(points), token_frames, exists)
+        displacement = torch.cat(
+            [points - unit[..., None, :], offsets.to(unit.dtype).expand(*token_frames.shape)[..., None]], dim=-1
+        )
+        return self.attention(feats, valid, displacement)
+
+    def head(self, samples: HeadSamples) -> Float[Tensor, "num_kept num_logits"]:
+        """Semantic head on gathered samples (paper §3.3)."""
+        if self.config.semantic_source != "flow":
+            return self.semantic_head(samples.features)
+        flow = self.semantic_input(samples)
+        inputs = torch.cat([flow, samples.features], dim=-1) if self.config.semantic_field_features else flow
+        return self.semantic_head(inputs)
+
+    def logits(self, *requests: tuple[DynamicQuery, Tensor]) -> list[Tensor]:
+        """Semantic (and instance) logits ``[num_rays, num_samples, num_logits]`` at every sample of each query;
+        zero where the head did not run.
+
+        Each request is a query and the weights ``[num_rays, num_samples, 1]`` that choose its samples (see
+        :func:`~semflow_ns.model_components.dynamic_query.semantic_sample_index`); the zero logits of the
+        others contribute nothing to a render. All requests go through the semantic branch together.
+        """
+        keep, training = self.config.semantic_samples, self.training
+        indices = [semantic_sample_index(weights, keep, training) for _, weights in requests]
+        samples = [take_samples(query, index) for (query, _), index in zip(requests, indices, strict=True)]
+        counts = [index.numel() for index in indices]
+        outputs = []
+        gathered = HeadSamples(*(torch.cat(parts) for parts in zip(*samples, strict=True)))
+        head_out = self.head(gathered) if sum(counts) else gathered.features.new_zeros(0, self.num_logits)
+        for (_, weights), index, part in zip(requests, indices, head_out.split(counts), strict=True):
+            num_rays, num_samples = weights.shape[:2]
+            logits = weights.new_zeros(num_rays * num_samples, self.num_logits)
+            if index.numel():
+                logits = logits.index_put((index,), part)
+            outputs.append(logits.view(num_rays, num_samples, -1))
+        return outputs
+
+    # ------------------------------------------------------------------------------------------
+    # warped renders (training)
+
+    def warped_queries(
+        self, ray_samples: RaySamples, times: Float[Tensor, "num_rays num_samples 1"], query: DynamicQuery
+    ) -> WarpedQueries:
+        """Queries the samples of a random ``warped_ray_fraction`` of the rays at t+1 and at t-1 (one call)."""
+        num_rays = ray_samples.shape[0]
+        keep = max(1, round(num_rays * self.config.warped_ray_fraction))
+        rays = torch.randperm(num_rays, device=times.device)[:keep]
+        units, warped_times = [], []
+        for direction in (1, -1):
+            interval = self.timeline.interval(query.frames[rays], direction)
+            units.append(query.trajectory[rays, :, self.half_window + direction, :])
+            warped_times.append(times[rays] + direction * interval)
+        warped = self(torch.cat(units), torch.cat(warped_times))
+        weights = ray_samples[torch.cat([rays, rays])].get_weights(warped.radiance.density)
+        return WarpedQueries(rays, warped, weights)
+
+    def warped_renders(
+        self,
+        warped: WarpedQueries,
+        query: DynamicQuery,
+        weights_dynamic: Float[Tensor, "num_rays num_samples 1"],
+        logits: Float[Tensor, "two_num_warped num_samples num_logits"],
+    ) -> WarpedRenders:
+        """Renders of the warped queries (with their ``logits``), and the expected warped point of every ray."""
+        rays = warped.rays
+        ray_frames = query.frames[:, 0]
+        parts = zip(split_query(warped.query, 2), warped.weights.chunk(2), logits.chunk(2), strict=True)
+        renders = {}
+        for direction, (part, weights, part_logits) in zip((1, -1), parts, strict=True):
+            neighbour, exists = self.timeline.neighbour(ray_frames, direction)
+            warped_unit = query.trajectory[..., self.half_window + direction, :]
+            points, flow_valid = expected_point(
+                weights_dynamic, self.normalizer.to_world(warped_unit), self.config.flow_min_accumulation
+            )
+            renders[direction] = WarpedRender(
+                neighbour=neighbour,
+                exists=exists[:, None].float(),
+                points=points,
+                flow_valid=flow_valid,
+                rgb=composite(weights, part.radiance.rgb),
+                label_logits=render_logits(weights, part_logits, self.config.detach_semantic_weights),
+                flow_there=query.flow.toward(direction)[rays],
+                flow_back=part.flow.toward(-direction),
+                flow=part.flow,
+            )
+        return WarpedRenders(rays=rays, next=renders[1], prev=renders[-1], frames=ray_frames)
