@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from plyfile import PlyData
 
 from semflow_ns.data.dynnerf.llff import read_poses_bounds
 from semflow_ns.data.format import Intrinsics, SceneFormatError
 from semflow_ns.data.producers.files import natural_key
+from semflow_ns.data.producers.point_cloud import read_point_cloud
 from semflow_ns.process.frames import InputFrame
 
 DEFAULT_BOUNDS = (0.1, 100.0)
@@ -67,8 +67,7 @@ def _ply_points(path: Path, meta: dict[str, Any]) -> Optional[np.ndarray]:
         return None
     ply = path.parent / str(meta["ply_file_path"])
     try:
-        vertices = PlyData.read(str(ply))["vertex"]
-        return np.stack([np.asarray(vertices[k], dtype=np.float64) for k in ("x", "y", "z")], axis=1)
+        return read_point_cloud(ply)[0]
     except (OSError, KeyError, ValueError) as err:
         raise SceneFormatError(f"{path}: ply_file_path: cannot read points from {ply} ({err})") from err
 

@@ -1,7 +1,9 @@
 """The slow stages of ``semflow-process-data``: camera geometry (SfM or supplied), optical flow, writing.
 
 The world of the written scene is normalised like DynNeRF's (see :mod:`semflow_ns.data.producers.scene_geometry`);
-the similarity applied to the SfM / supplied world is stored as ``applied_transform`` in transforms.json.
+the similarity applied to the SfM / supplied world is stored as ``applied_transform`` in transforms.json (3x4, as
+nerfstudio stores it), and the SfM / supplied points, moved into the normalised world, as ``sparse_pc.ply``
+(``ply_file_path``), so that nerfstudio's own ``nerfstudio-data`` reads the scene too.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from semflow_ns.data.format import (
     save_scene,
 )
 from semflow_ns.data.producers.optical_flow import FrameFlow, estimate_video_flow
+from semflow_ns.data.producers.point_cloud import POINT_CLOUD_FILE, point_colors, write_point_cloud
 from semflow_ns.data.producers.scene_files import consistent_fraction, write_flow_files, write_frame_files
 from semflow_ns.data.producers.scene_geometry import (
     bounds_from_points,
@@ -54,6 +57,9 @@ class Geometry:
     near: float
     far: float
     transform: np.ndarray
+    """[4, 4] similarity from the SfM / supplied world to the normalised one."""
+    points: Optional[np.ndarray] = None
+    """[M, 3] SfM / supplied points in the normalised world (None without points)."""
 
 
 def _write_images(root: Path, frames: list[InputFrame]) -> list[Path]:
@@ -181,7 +187,9 @@ def estimate_geometry(
     scaled_points = None if points is None else norm.points(points)
     box, near, far = unbounded_scene_range(poses, intrinsics, bounds * norm.scale, scaled_points)
     kept_frames, kept_images = [frames[i] for i in kept], [images[i] for i in kept]
-    return Geometry(kept_frames, kept, kept_images, poses, intrinsics, box, near, far, norm.transform), stats
+    geometry = Geometry(kept_frames, kept, kept_images, poses, intrinsics, box, near, far, norm.transform)
+    geometry.points = scaled_points
+    return geometry, stats
 
 
 def write_flows(
@@ -245,6 +253,15 @@ def _json_ready(report: ProcessReport) -> dict[str, Any]:
     return values
 
 
+def _point_cloud(root: Path, geometry: Geometry) -> Optional[Path]:
+    """Writes the points of ``geometry`` (if any) with their colours in the frames; returns the file."""
+    if geometry.points is None or not len(geometry.points):
+        return None
+    images = [f.rgb for f in geometry.frames]
+    colors = point_colors(geometry.points, geometry.camera_to_world, geometry.intrinsics, images)
+    return write_point_cloud(root / POINT_CLOUD_FILE, geometry.points, colors)
+
+
 def write_scene(
     root: Path,
     frames: list[FrameRecord],
@@ -254,13 +271,15 @@ def write_scene(
     options: ProcessOptions,
     report: ProcessReport,
 ) -> None:
-    """Writes transforms.json into ``root``, with ``report`` as its "processing" record, and validates the scene."""
-    meta = {"processing": _json_ready(report), "applied_transform": geometry.transform.tolist()}
+    """Writes the point cloud and transforms.json into ``root``, with ``report`` as its "processing" record, and
+    validates the scene."""
+    meta = {"processing": _json_ready(report)}
     meta["source"] = str(options.video or options.images)
     scene = SceneDescription(
         root, classes, frames, instances=labels.instances if labels is not None else [], scene_box=geometry.scene_box,
         near=geometry.near, far=geometry.far, extra=meta, unbounded=True, motion_masks_from_labels=report.motion_masks == "labels",
-        approximate_poses=report.approximate_poses,
+        approximate_poses=report.approximate_poses, applied_transform=geometry.transform,
+        point_cloud=_point_cloud(root, geometry),
     )  # fmt: skip
     save_scene(scene)
     load_scene(root)

@@ -7,7 +7,9 @@ changed one is converted again. The default cache is ``$SEMFLOW_CACHE_DIR/dynner
 
 Conventions applied (see :mod:`semflow_ns.data.dynnerf.llff` and :mod:`semflow_ns.data.producers.scene_geometry`): LLFF axes
 to OpenGL, DynNeRF bound scaling and LLFF recentring, focal length scaled to the used resolution with the
-principal point at the image centre, times i / (N - 1), ``unbounded: true``.
+principal point at the image centre, times i / (N - 1), ``unbounded: true``; the similarity from the
+``poses_bounds.npy`` world to the scene's is ``applied_transform`` (nerfstudio's 3x4), so that nerfstudio's own
+``nerfstudio-data`` reads the converted scene too.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from semflow_ns.data.producers.optical_flow import FrameFlow, estimate_video_flo
 from semflow_ns.data.producers.scene_files import read_rgb, write_flow_files, write_frame_files
 from semflow_ns.data.producers.scene_geometry import forward_facing_normalization, unbounded_scene_range
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 """Bumped whenever the converted content changes, so that cached conversions are redone."""
 CACHE_ENV = "SEMFLOW_CACHE_DIR"
 
@@ -158,8 +160,11 @@ def convert_layout(layout: DynNeRFLayout, options: DynNeRFOptions, out: Path, co
             )
             bar.advance(task)
     meta = {"source": str(layout.root), "source_format": "dynnerf", "converter_version": CONVERTER_VERSION}
-    meta.update({"applied_transform": norm.transform.tolist(), "llff_scale": norm.scale})
-    scene = SceneDescription(out, layout.classes, frames, scene_box=box, near=near, far=far, extra=meta, unbounded=True)
+    meta["llff_scale"] = norm.scale
+    scene = SceneDescription(
+        out, layout.classes, frames, scene_box=box, near=near, far=far, extra=meta, unbounded=True,
+        applied_transform=norm.transform,
+    )  # fmt: skip
     save_scene(scene)
     return scene
 

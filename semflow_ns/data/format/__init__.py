@@ -9,8 +9,9 @@ The format extends nerfstudio's ``transforms.json`` (``file_path``, ``transform_
 OpenGL camera-to-world matrix, ``fl_x``/``fl_y``/``cx``/``cy``/``w``/``h``) with a per-frame
 ``time`` in [0, 1], semantic and instance label paths, forward/backward optical-flow paths, a class
 list (name, colour, whether the class moves), optional held-out evaluation views and, for real
-captures, ``unbounded: true`` (the content extends beyond ``scene_box``). The README section
-"Data format" documents it for users.
+captures, ``unbounded: true`` (the content extends beyond ``scene_box``). ``applied_transform`` (3x4) and
+``ply_file_path`` keep nerfstudio's meaning, so that nerfstudio's own ``nerfstudio-data`` reads a scene too. The
+README section "Data format" documents it for users.
 
 Modules: :mod:`~semflow_ns.data.format.records` (the dataclasses), :mod:`~semflow_ns.data.format.schema` (one
 row per stored key, shared by :mod:`~semflow_ns.data.format.reader` and :mod:`~semflow_ns.data.format.writer`),

@@ -88,9 +88,13 @@ def _intrinsics(reader: _Reader, obj: dict[str, Any], where: str, default: Optio
     return Intrinsics(**{**values, "w": int(values["w"]), "h": int(values["h"])})  # type: ignore[arg-type]
 
 
-SCENE_READ_ORDER = (Kind.CLASSES, Kind.INSTANCES, Kind.INTRINSICS, Kind.FRAMES, Kind.BOX, Kind.FLAG, Kind.DISTANCE)
+SCENE_READ_ORDER = (
+    Kind.CLASSES, Kind.INSTANCES, Kind.INTRINSICS, Kind.FRAMES, Kind.BOX, Kind.FLAG, Kind.DISTANCE, Kind.TRANSFORM,
+    Kind.PATH,
+)  # fmt: skip
 """Order in which the top-level keys are checked (rows of one kind keep their table order): the class list before
-the instances that name classes, the camera keys before the frames that inherit them, the frames before the scalars."""
+the instances that name classes, the camera keys before the frames that inherit them, the frames before the scalars,
+the world's transform and point cloud last."""
 FRAME_READ_ORDER = (Kind.TIME, Kind.INTRINSICS, "required path", Kind.NAME, Kind.MATRIX, Kind.PATH)
 """Order in which the keys of a frame are checked: time and camera, the image, its view set, its pose, its files."""
 
@@ -257,6 +261,21 @@ def _flag(reader: _Reader, meta: dict[str, Any], key: str) -> bool:
     return value
 
 
+def _transform(reader: _Reader, meta: dict[str, Any], key: str) -> Optional[np.ndarray]:
+    """An optional top-level similarity (nerfstudio's 3x4 ``applied_transform``, or 4x4) as a [4, 4] array."""
+    if meta.get(key) is None:
+        return None
+    try:
+        mat = np.asarray(meta[key], dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise reader.fail(key, f"expected a 3x4 (or 4x4) matrix of numbers ({err})") from err
+    if mat.shape not in ((3, 4), (4, 4)) or not np.all(np.isfinite(mat)):
+        raise reader.fail(key, f"expected a finite 3x4 (or 4x4) matrix, got {meta[key]}")
+    if len(mat) == 4 and not np.array_equal(mat[3], [0.0, 0.0, 0.0, 1.0]):
+        raise reader.fail(key, f"the last row of a 4x4 transform must be [0, 0, 0, 1], got {meta[key][3]}")
+    return np.concatenate([mat[:3], [[0.0, 0.0, 0.0, 1.0]]], axis=0)
+
+
 def _distance(reader: _Reader, meta: dict[str, Any], key: str) -> Optional[float]:
     """An optional top-level distance (None when absent or negative)."""
     value = reader.number(meta, key, "top level", -1.0)
@@ -304,6 +323,10 @@ def load_scene(root: Path, check_files: bool = True) -> SceneDescription:
             values[key.attr] = _distance(reader, meta, key.json)
         elif key.kind is Kind.FLAG:
             values[key.attr] = _flag(reader, meta, key.json)
+        elif key.kind is Kind.TRANSFORM:
+            values[key.attr] = _transform(reader, meta, key.json)
+        elif key.kind is Kind.PATH:
+            values[key.attr] = reader.path(meta, key.json, "top level", root)
         elif key.kind is Kind.EXTRA:
             values[key.attr] = {k: v for k, v in meta.items() if k not in known_keys()}
         elif key.kind is not Kind.CONSTANT:

@@ -113,6 +113,13 @@ class SceneDescription:
     approximate_poses: bool = False
     """True when the cameras are only approximate (e.g. rotation-only estimates from a video on which
     structure from motion failed); models refine the poses during training by default."""
+    applied_transform: Optional[np.ndarray] = None
+    """[4, 4] similarity ``x_scene = applied_transform @ [x_source, 1]`` that took the world of the source (SfM,
+    supplied poses, DynNeRF's ``poses_bounds.npy``) to this scene's world; None when no transform is recorded.
+    Stored as nerfstudio's 3x4 ``applied_transform`` (its top three rows)."""
+    point_cloud: Optional[Path] = None
+    """PLY of scene points (``x, y, z``, ``red, green, blue``) in this scene's world, the world of the frames'
+    ``transform_matrix``; nerfstudio's ``ply_file_path`` (what splatfacto starts from)."""
 
     @property
     def dynamic_class_ids(self) -> list[int]:

@@ -20,6 +20,9 @@ class Kind(Enum):
     """A file path relative to the scene folder; read as an absolute path to an existing file."""
     MATRIX = "matrix"
     """A 4x4 (or 3x4) camera-to-world matrix of finite numbers."""
+    TRANSFORM = "transform"
+    """A similarity of the world, written as nerfstudio writes ``applied_transform``: its top three rows (3x4).
+    Read from 3x4 or 4x4 (scenes written before the plugin followed nerfstudio here store all four rows)."""
     TIME = "time"
     """A number in [0, 1]."""
     NAME = "name"
@@ -90,6 +93,8 @@ SCENE_KEYS: tuple[Key, ...] = (
     Key("approximate_poses", "approximate_poses", Kind.FLAG),
     Key("classes", "classes", Kind.CLASSES, required=True),
     Key("instances", "instances", Kind.INSTANCES),
+    Key("applied_transform", "applied_transform", Kind.TRANSFORM),
+    Key("ply_file_path", "point_cloud", Kind.PATH),
     Key("", "extra", Kind.EXTRA),
     Key("frames", "frames", Kind.FRAMES, required=True),
     Key("eval_frames", "eval_frames", Kind.FRAMES),

@@ -67,6 +67,10 @@ def _scene_value(kind: Kind, value: Any, root: Path, shared: Optional[Intrinsics
         return None if value is None else float(value)
     if kind is Kind.FLAG:
         return True if value else None
+    if kind is Kind.TRANSFORM:
+        return None if value is None else np.asarray(value, dtype=np.float64)[:3].tolist()
+    if kind is Kind.PATH:
+        return _relative(value, root)
     if kind is Kind.CLASSES:
         return [{"name": c.name, "color": list(c.color), "dynamic": c.dynamic} for c in value]
     if kind is Kind.INSTANCES:
