@@ -17,6 +17,7 @@ from semflow_ns.model_components.adaptation import (
     AdaptationConfig,
     AdaptationError,
     class_rows,
+    module_at,
     read_source,
 )
 
@@ -49,8 +50,8 @@ def run_callbacks(pipeline, step: int) -> None:
         callback.run_callback_at_location(step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
 
 
-def head_out(model, name: str) -> torch.Tensor:
-    return getattr(model, name).mlp.layers[-1].weight.detach().clone()
+def head_out(model, path: str) -> torch.Tensor:
+    return module_at(model, path).mlp.layers[-1].weight.detach().clone()
 
 
 def test_class_rows_match_names_and_renames() -> None:
@@ -80,19 +81,22 @@ def test_first_step_loads_the_scene_independent_parts(pipeline_of, trained_run: 
 
     run_callbacks(pipeline, 0)
     after = model.state_dict()
+    loaded = 0
     for key, value in after.items():
-        if key.startswith(("aggregator.bank.encoder.", "attention.")):
+        if key.startswith(("dynamic.aggregator.bank.encoder.", "dynamic.attention.")):
             assert torch.equal(value, source.state[key]), key
-        elif key.startswith(("static_field.", "dynamic_field.", "scene_flow.", "proposal_field.")):
+            loaded += 1
+        elif key.startswith(("static_field.", "dynamic.field.", "dynamic.scene_flow.", "proposal_field.")):
             assert torch.equal(value, before[key]), f"{key} is scene-specific and must start fresh"
+    assert loaded > 0, "the encoder and attention weights were compared"
     num_classes = len(source.class_names)
-    for name in ("semantic_head", "static_semantic_head"):
+    for name in ("dynamic.semantic_head", "static_semantic_head"):
         weight = head_out(model, name)
         assert torch.equal(weight[:num_classes], source.state[f"{name}.mlp.layers.2.weight"][:num_classes])
         # the instance logits belong to the source scene: the new run keeps its own initialisation
         assert torch.equal(weight[num_classes:], before[f"{name}.mlp.layers.2.weight"][num_classes:])
     assert not torch.equal(
-        head_out(fresh, "semantic_head")[:num_classes], head_out(model, "semantic_head")[:num_classes]
+        head_out(fresh, "dynamic.semantic_head")[:num_classes], head_out(model, "dynamic.semantic_head")[:num_classes]
     )
 
 
@@ -115,7 +119,8 @@ def test_renamed_classes_need_a_class_map(pipeline_of, trained_run: Path, other_
     run_callbacks(renamed, 0)
     source = read_source(trained_run)
     assert torch.equal(
-        head_out(renamed.model, "semantic_head")[2], source.state["semantic_head.mlp.layers.2.weight"][2]
+        head_out(renamed.model, "dynamic.semantic_head")[2],
+        source.state["dynamic.semantic_head.mlp.layers.2.weight"][2],
     )
 
 
@@ -129,7 +134,7 @@ def test_frozen_parts_do_not_train(pipeline_of, trained_run: Path, other_scene: 
     frozen = [p for m in (model.dynamic.aggregator.bank.encoder, model.dynamic.attention) for p in m.parameters()]
     assert frozen and not any(p.requires_grad for p in frozen)
     before = [p.detach().clone() for p in frozen]
-    head_before = head_out(model, "semantic_head")
+    head_before = head_out(model, "dynamic.semantic_head")
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     for step in range(2):
         _, loss_dict, _ = pipeline.get_train_loss_dict(step)
@@ -137,7 +142,7 @@ def test_frozen_parts_do_not_train(pipeline_of, trained_run: Path, other_scene: 
         sum(loss_dict.values()).backward()
         optimizer.step()
     assert all(torch.equal(a, p) for a, p in zip(before, frozen, strict=True))
-    assert not torch.equal(head_before, head_out(model, "semantic_head")), "the unfrozen heads still train"
+    assert not torch.equal(head_before, head_out(model, "dynamic.semantic_head")), "the unfrozen heads still train"
 
 
 def test_point_head_model_has_no_flow_parts(pipeline_of, trained_run: Path, other_scene: Path) -> None:
