@@ -140,7 +140,11 @@ class FlowFeatureAggregator(nn.Module):
         return self.bank.encoder.out.out_channels
 
     def forward(
-        self, points: Float[Tensor, "*bs 3"], frames: Int[Tensor, "*bs"], exists: Optional[Bool[Tensor, "*bs"]] = None
+        self,
+        points: Float[Tensor, "*bs 3"],
+        frames: Int[Tensor, "*bs"],
+        exists: Optional[Bool[Tensor, "*bs"]] = None,
+        fresh: Optional[Int[Tensor, "num_fresh"]] = None,
     ) -> tuple[Float[Tensor, "*bs feat_dim"], Float[Tensor, "*bs 1"]]:
         """Features of world-space ``points`` in video frames ``frames`` and whether each lookup is valid.
 
@@ -148,9 +152,10 @@ class FlowFeatureAggregator(nn.Module):
             points: trajectory points in world coordinates.
             frames: video frame of each point.
             exists: False where the frame lies outside the video (its lookup is marked invalid).
+            fresh: in training, the frames to encode with gradients (see :class:`FrameFeatureBank`); None: all.
         """
         used, slots = compact_ids(frames, self.cameras.num_frames)
-        maps = self.bank(used)
+        maps = self.bank(used, fresh)
         uv, depth = self.cameras.project(points, frames)
         valid = self.cameras.inside(uv, depth, frames)
         if exists is not None:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 @dataclass
 class FrameEncoderConfig:
-    """Frame encoder size."""
+    """Frame encoder size, and how often features of frames a batch only looks at are recomputed."""
 
     feature_dim: int = 16
     """Channels of the feature maps sampled by flow feature aggregation."""
@@ -28,10 +28,20 @@ class FrameEncoderConfig:
     """Channels of the first convolution (the second scale uses twice as many)."""
     max_input_size: int = 256
     """Frames are resized so that their long side is at most this many pixels before encoding."""
+    neighbour_refresh_steps: int = 10
+    """In training, only the frames of the batch's own rays are encoded with gradients; the frames a batch only
+    looks at along the trajectories (its neighbours in time) take features kept from an earlier step, at most
+    this many steps old (they are recomputed, without gradients, when older). 0: every frame a step looks at is
+    encoded with gradients in that step (several times the encoder's cost on real clips)."""
 
 
 class FrameEncoder(nn.Module):
-    """Two-scale CNN: features at half the input resolution with a quarter-resolution context branch."""
+    """Two-scale CNN: features at half the input resolution with a quarter-resolution context branch.
+
+    The output is a 1x1 convolution of [fine, upsampled coarse]. It is computed as the convolution of the fine
+    branch plus the upsampled convolution of the coarse one: the same values (both maps are linear, and bilinear
+    upsampling works per channel), with ``feature_dim`` instead of ``2 * hidden_dim`` channels to upsample.
+    """
 
     def __init__(self, config: FrameEncoderConfig) -> None:
         super().__init__()
@@ -46,24 +56,34 @@ class FrameEncoder(nn.Module):
             nn.ReLU(),
         )
         self.out = nn.Conv2d(3 * hid, config.feature_dim, 1)
+        self.hidden_dim = hid
 
     def forward(self, images: Float[Tensor, "num_frames 3 H W"]) -> Float[Tensor, "num_frames feat_dim h w"]:
-        fine = self.fine((images - 0.5) / 0.25)
-        coarse = F.interpolate(self.coarse(fine), size=fine.shape[-2:], mode="bilinear", align_corners=False)
-        return self.out(torch.cat([fine, coarse], dim=1))
+        images = ((images - 0.5) / 0.25).contiguous(memory_format=torch.channels_last)
+        fine = self.fine(images)
+        weight_fine, weight_coarse = self.out.weight.split([self.hidden_dim, 2 * self.hidden_dim], dim=1)
+        coarse = F.conv2d(self.coarse(fine), weight_coarse)
+        upsampled = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        return F.conv2d(fine, weight_fine, self.out.bias) + upsampled
 
 
 class FrameFeatureBank(nn.Module):
     """The video frames and their encoder; gives feature maps for any set of frames.
 
-    With gradients enabled (training) features are computed fresh for the requested frames. Without
-    them (evaluation, viewer, rendering), or when the encoder is frozen (scene adaptation), the features of
-    the whole video are computed once and cached until the next training step that changes the encoder.
+    Evaluation, viewer and rendering (no gradients), or a frozen encoder (scene adaptation): the features of the
+    whole video are computed once and kept until a training step changes the encoder.
+
+    Training: the frames named ``fresh`` (the frames of the batch's own rays) are encoded with gradients. Other
+    frames (those the trajectories reach in time) take the features last computed for them, detached, unless
+    those are more than ``neighbour_refresh_steps`` steps old: then they are encoded again without gradients.
+    Every frame's features are refreshed whenever the frame is in a batch, so with a few frames per batch most
+    are a few steps old. The step count comes from :meth:`set_step` (a training callback of the model).
     """
 
     def __init__(self, config: FrameEncoderConfig, frames: UInt8[Tensor, "num_frames H W 3"]) -> None:
         super().__init__()
         self.encoder = FrameEncoder(config)
+        self.refresh_steps = config.neighbour_refresh_steps
         images = frames.permute(0, 3, 1, 2).float() / 255.0
         scale = min(1.0, config.max_input_size / max(images.shape[-2:]))
         if scale < 1.0:
@@ -71,18 +91,59 @@ class FrameFeatureBank(nn.Module):
             images = F.interpolate(images, size=size, mode="area")
         self.register_buffer("images", images, persistent=False)
         self._cache: Optional[Tensor] = None
+        self._kept: Optional[Tensor] = None
+        """Training: the last features computed for each frame (detached)."""
+        self._kept_step: Optional[Tensor] = None
+        """Training: the step at which each frame's kept features were computed (-1: never)."""
+        self.step = 0
+
+    def set_step(self, step: int) -> None:
+        """The training step about to run (for the age of kept features)."""
+        self.step = step
 
     def invalidate(self) -> None:
-        """Forgets cached features (call after the encoder's weights change)."""
+        """Forgets every computed feature (call after the encoder's weights change outside training)."""
         self._cache = None
+        self._kept = None
+        self._kept_step = None
 
-    def forward(self, frame_ids: Int[Tensor, "num_ids"]) -> Float[Tensor, "num_ids feat_dim h w"]:
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.encoder.parameters()):
-            self._cache = None
+    def forward(
+        self, frame_ids: Int[Tensor, "num_ids"], fresh: Optional[Int[Tensor, "num_fresh"]] = None
+    ) -> Float[Tensor, "num_ids feat_dim h w"]:
+        """Feature maps of ``frame_ids``; in training, ``fresh`` names the frames encoded with gradients (None:
+        all of them)."""
+        if not (torch.is_grad_enabled() and any(p.requires_grad for p in self.encoder.parameters())):
+            if self._cache is None:
+                self._cache = torch.cat([self.encoder(chunk) for chunk in self.images.split(8)])
+            return self._cache[frame_ids]
+        self._cache = None  # the encoder is about to change
+        if fresh is None or self.refresh_steps <= 0:
             return self.encoder(self.images[frame_ids])
-        if self._cache is None:
-            self._cache = torch.cat([self.encoder(chunk) for chunk in self.images.split(8)])
-        return self._cache[frame_ids]
+        is_fresh = torch.isin(frame_ids, fresh)
+        stale = self._stale(frame_ids[~is_fresh])
+        if stale.numel():
+            with torch.no_grad():
+                self._keep(stale, self.encoder(self.images[stale]))
+        fresh_ids = frame_ids[is_fresh]
+        computed = self.encoder(self.images[fresh_ids])
+        self._keep(fresh_ids, computed.detach())
+        assert self._kept is not None
+        features = self._kept[frame_ids].clone()
+        return features.index_put((is_fresh.nonzero()[:, 0],), computed)
+
+    def _stale(self, frame_ids: Int[Tensor, "num_ids"]) -> Int[Tensor, "num_stale"]:
+        """The frames among ``frame_ids`` whose kept features are missing or too old."""
+        if self._kept_step is None:
+            return frame_ids
+        age = self.step - self._kept_step[frame_ids]
+        return frame_ids[(self._kept_step[frame_ids] < 0) | (age > self.refresh_steps) | (age < 0)]
+
+    def _keep(self, frame_ids: Int[Tensor, "num_ids"], features: Float[Tensor, "num_ids feat_dim h w"]) -> None:
+        if self._kept is None or self._kept_step is None:
+            self._kept = features.new_zeros(self.images.shape[0], *features.shape[1:])
+            self._kept_step = torch.full((self.images.shape[0],), -1, dtype=torch.long, device=features.device)
+        self._kept[frame_ids] = features
+        self._kept_step[frame_ids] = self.step
 
 
 def load_frames(image_filenames: Sequence[Path]) -> UInt8[Tensor, "num_frames height width 3"]:

@@ -155,35 +155,45 @@ class DynamicBranch(nn.Module):
     # ------------------------------------------------------------------------------------------
     # semantics
 
-    def semantic_input(self, samples: HeadSamples) -> Float[Tensor, "num_kept out_dim"]:
-        """Flow feature aggregation + flow attention over the trajectory tokens (paper §3.2)."""
+    def semantic_input(
+        self, samples: HeadSamples, fresh: Optional[Int[Tensor, "num_fresh"]] = None
+    ) -> Float[Tensor, "num_kept out_dim"]:
+        """Flow feature aggregation + flow attention over the trajectory tokens (paper §3.2); ``fresh``: the frames
+        whose features are computed with gradients in training (see
+        :class:`~semflow_ns.field_components.frame_encoder.FrameFeatureBank`)."""
         assert self.aggregator is not None and self.attention is not None
         unit, points = samples.unit, samples.trajectory
         if self.config.detach_trajectory_features:
             points = points.detach()
         offsets = torch.arange(-self.half_window, self.half_window + 1, device=unit.device)
         token_frames, exists = self.timeline.neighbour(samples.frames[..., None], offsets)
-        feats, valid = self.aggregator(self.normalizer.to_world(points), token_frames, exists)
+        feats, valid = self.aggregator(self.normalizer.to_world(points), token_frames, exists, fresh)
         displacement = torch.cat(
             [points - unit[..., None, :], offsets.to(unit.dtype).expand(*token_frames.shape)[..., None]], dim=-1
         )
         return self.attention(feats, valid, displacement)
 
-    def head(self, samples: HeadSamples) -> Float[Tensor, "num_kept num_logits"]:
+    def head(
+        self, samples: HeadSamples, fresh: Optional[Int[Tensor, "num_fresh"]] = None
+    ) -> Float[Tensor, "num_kept num_logits"]:
         """Semantic head on gathered samples (paper §3.3)."""
         if self.config.semantic_source != "flow":
             return self.semantic_head(samples.features)
-        flow = self.semantic_input(samples)
+        flow = self.semantic_input(samples, fresh)
         inputs = torch.cat([flow, samples.features], dim=-1) if self.config.semantic_field_features else flow
         return self.semantic_head(inputs)
 
-    def logits(self, *requests: tuple[DynamicQuery, Tensor]) -> list[Tensor]:
+    def logits(
+        self, *requests: tuple[DynamicQuery, Tensor], fresh: Optional[Int[Tensor, "num_fresh"]] = None
+    ) -> list[Tensor]:
         """Semantic (and instance) logits ``[num_rays, num_samples, num_logits]`` at every sample of each query;
         zero where the head did not run.
 
         Each request is a query and the weights ``[num_rays, num_samples, 1]`` that choose its samples (see
         :func:`~semflow_ns.model_components.dynamic_query.semantic_sample_index`); the zero logits of the
-        others contribute nothing to a render. All requests go through the semantic branch together.
+        others contribute nothing to a render. All requests go through the semantic branch together. In
+        training, ``fresh`` names the frames (the batch's own) whose features are computed with gradients; the
+        others take recent features (see :class:`~semflow_ns.field_components.frame_encoder.FrameFeatureBank`).
         """
         keep, training = self.config.semantic_samples, self.training
         indices = [semantic_sample_index(weights, keep, training) for _, weights in requests]
@@ -191,7 +201,7 @@ class DynamicBranch(nn.Module):
         counts = [index.numel() for index in indices]
         outputs = []
         gathered = HeadSamples(*(torch.cat(parts) for parts in zip(*samples, strict=True)))
-        head_out = self.head(gathered) if sum(counts) else gathered.features.new_zeros(0, self.num_logits)
+        head_out = self.head(gathered, fresh) if sum(counts) else gathered.features.new_zeros(0, self.num_logits)
         for (_, weights), index, part in zip(requests, indices, head_out.split(counts), strict=True):
             num_rays, num_samples = weights.shape[:2]
             logits = weights.new_zeros(num_rays * num_samples, self.num_logits)

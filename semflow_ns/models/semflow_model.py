@@ -166,6 +166,13 @@ class SemanticFlowModel(Model):
             callbacks.append(
                 TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self._adapt, iters=(0,))
             )
+        if self.dynamic.aggregator is not None:  # the age of the frame features kept between steps
+            bank = self.dynamic.aggregator.bank
+            callbacks.append(
+                TrainingCallback(
+                    [TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], bank.set_step, update_every_num_iters=1
+                )
+            )
         return callbacks + [
             TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], anneal, update_every_num_iters=1),
             TrainingCallback(
@@ -218,7 +225,9 @@ class SemanticFlowModel(Model):
             weights = render_weights(ray_samples, static.density, dynamic.density, dynamic.blend)
             warped = self.dynamic.warped_queries(ray_samples, times, query)
             logits, warped_logits = self.dynamic.logits(
-                (query, weights.blended.dynamic + weights.dynamic), (warped.query, warped.weights)
+                (query, weights.blended.dynamic + weights.dynamic),
+                (warped.query, warped.weights),
+                fresh=query.frames[:, 0],
             )
         else:
             opacity = 1.0 - torch.exp(-dynamic.density * ray_samples.deltas)
