@@ -37,7 +37,7 @@ from semflow_ns.data.producers.files import list_images, pair_files  # noqa: E40
 from semflow_ns.data.producers.optical_flow import estimate_video_flow  # noqa: E402
 from semflow_ns.process.frames import read_folder  # noqa: E402
 from semflow_ns.process.motion import motion_mask  # noqa: E402
-from semflow_ns.process.objects import ObjectOptions, object_pixels, track_objects  # noqa: E402
+from semflow_ns.process.objects import find_objects  # noqa: E402
 
 CONSOLE = Console()
 
@@ -91,8 +91,7 @@ def score_clip(name: str, images: Path, masks: Path, max_size: int) -> Row:
     flows = estimate_video_flow([f.rgb for f in frames], "medium", False, None)
     levels = [motion_mask(flows, i) for i in range(len(frames))]
     start = time.perf_counter()
-    options = ObjectOptions()
-    ids = track_objects([object_pixels(f.rgb, m, options.refine_size) for f, m in zip(frames, levels, strict=True)], flows)
+    ids = find_objects([f.rgb for f in frames], levels, flows)
     seconds = time.perf_counter() - start
     count = max(int(i.max()) for i in ids)
     per_object = [[jaccard(i == k, t) for i, t in zip(ids, truth, strict=True)] for k in range(1, count + 1)]

@@ -8,8 +8,9 @@ video, which the scene then stores as instances of a ``moving`` class over a sta
    moving object takes its flow). One GrabCut step (:func:`object_pixels`) takes the outlines from colour: the
    colour models of "moving" and "not moving" come from the motion mask alone (moving pixels as probable
    object, unknown ones as probable background, static ones as fixed background), and one graph cut splits
-   the frame. Pixels the motion mask calls static never join an object; parts without any moving pixel are
-   dropped.
+   the frame. The previous frame's objects, carried along the flow, count as probable object too where the
+   motion is unknown (a subject that slows down stays whole). Pixels the motion mask calls static never join
+   an object; parts without any moving pixel are dropped.
 2. **Tracks.** Frame by frame, the object ids of frame ``t - 1`` are carried along the backward flow of frame
    ``t`` (:func:`carry_ids`). A connected region of frame ``t`` continues every track that has at least
    ``min_overlap`` of its carried pixels in it, or that covers ``min_overlap`` of the region (a majority
@@ -38,6 +39,9 @@ import numpy as np
 
 from semflow_ns.data.producers.optical_flow import FrameFlow
 
+SEED = 0
+"""Seed of OpenCV's random numbers before each GrabCut step, so that a video always gives the same objects."""
+
 
 @dataclass(frozen=True)
 class ObjectOptions:
@@ -59,13 +63,17 @@ class ObjectOptions:
     and the graph cut's smoothness (per pair of neighbouring pixels) then acts alike at any --max-size."""
 
 
-def object_pixels(rgb: np.ndarray, levels: np.ndarray, refine_size: int = 480) -> np.ndarray:
+def object_pixels(
+    rgb: np.ndarray, levels: np.ndarray, refine_size: int = 480, prior: np.ndarray | None = None
+) -> np.ndarray:
     """bool [H, W]: the pixels of moving objects in one frame (step 1 of the module docstring).
 
     Args:
         rgb: uint8 [H, W, 3] frame.
         levels: uint8 [H, W] motion mask (0 static, 255 moving, 128 unknown).
         refine_size: longer side of the working image of the graph cut (0: the frame's size).
+        prior: bool [H, W], the previous frame's object pixels carried into this one: probably object too
+            where the motion is unknown.
     """
     moving = levels == 255
     if not moving.any():
@@ -74,15 +82,19 @@ def object_pixels(rgb: np.ndarray, levels: np.ndarray, refine_size: int = 480) -
     scale = min(1.0, refine_size / max(height, width)) if refine_size > 0 else 1.0
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small_rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    small = cv2.resize(levels, size, interpolation=cv2.INTER_NEAREST) if scale < 1 else levels
-    trimap = np.full(small.shape, cv2.GC_PR_BGD, np.uint8)
-    trimap[small == 0] = cv2.GC_BGD
-    trimap[small == 255] = cv2.GC_PR_FGD
+    trimap = np.full(levels.shape, cv2.GC_PR_BGD, np.uint8)
+    if prior is not None:
+        trimap[prior] = cv2.GC_PR_FGD
+    trimap[levels == 0] = cv2.GC_BGD
+    trimap[moving] = cv2.GC_PR_FGD
+    if scale < 1:
+        trimap = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST)
     if not (trimap == cv2.GC_PR_FGD).any() or (trimap == cv2.GC_PR_FGD).all():
         found = moving
     else:
         models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         bgr = np.ascontiguousarray(small_rgb[..., ::-1])
+        cv2.setRNGSeed(SEED)  # GrabCut seeds its colour models with k-means on OpenCV's global random numbers
         cv2.grabCut(bgr, trimap, None, models[0], models[1], 1, cv2.GC_INIT_WITH_MASK)
         found = (trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)
         if scale < 1:
@@ -93,6 +105,28 @@ def object_pixels(rgb: np.ndarray, levels: np.ndarray, refine_size: int = 480) -
     supported[np.unique(parts[moving & found])] = True
     supported[0] = False
     return supported[parts]
+
+
+def find_objects(
+    frames: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    flows: Sequence[FrameFlow],
+    options: ObjectOptions = ObjectOptions(),
+) -> list[np.ndarray]:
+    """Object ids of every frame of a video (int64 [H, W], 0 off the objects, 1..K the objects).
+
+    Args:
+        frames: uint8 [H, W, 3] video frames.
+        masks: their uint8 [H, W] motion masks (:func:`semflow_ns.process.motion.motion_mask`).
+        flows: their optical flow.
+    """
+    pixels: list[np.ndarray] = []
+    for index, (rgb, levels) in enumerate(zip(frames, masks, strict=True)):
+        prior = None
+        if pixels:
+            prior = carry_ids(pixels[-1].astype(np.int64), flows[index].bwd) > 0
+        pixels.append(object_pixels(rgb, levels, options.refine_size, prior))
+    return track_objects(pixels, flows, options)
 
 
 def carry_ids(ids: np.ndarray, backward: np.ndarray | None) -> np.ndarray:

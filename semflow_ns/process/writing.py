@@ -36,7 +36,7 @@ from semflow_ns.data.producers.scene_geometry import (
 from semflow_ns.process.frames import InputFrame, frame_times
 from semflow_ns.process.label_input import Labels, palette
 from semflow_ns.process.motion import motion_mask
-from semflow_ns.process.objects import ObjectOptions, object_labels, object_pixels, track_objects
+from semflow_ns.process.objects import ObjectOptions, find_objects, object_labels
 from semflow_ns.process.options import PoseStats, ProcessOptions, ProcessReport
 from semflow_ns.process.pose_chain import ChainInputs, estimate_poses
 from semflow_ns.process.poses_input import DEFAULT_BOUNDS, SuppliedPoses
@@ -217,8 +217,7 @@ def motion_labels(
     (with a message) when nothing moves."""
     options = ObjectOptions()
     console.print("Objects from motion: grouping the moving pixels of the motion masks into objects...")
-    pixels = [object_pixels(f.rgb, m, options.refine_size) for f, m in zip(geometry.frames, masks, strict=True)]
-    ids = track_objects(pixels, flows, options)
+    ids = find_objects([f.rgb for f in geometry.frames], masks, flows, options)
     count = max(int(i.max()) for i in ids)
     if count == 0:
         console.print(

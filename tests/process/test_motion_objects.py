@@ -7,7 +7,14 @@ import numpy as np
 
 from semflow_ns.data.format import MOTION_UNKNOWN
 from semflow_ns.data.producers.optical_flow import FrameFlow
-from semflow_ns.process.objects import ObjectOptions, carry_ids, object_labels, object_pixels, track_objects
+from semflow_ns.process.objects import (
+    ObjectOptions,
+    carry_ids,
+    find_objects,
+    object_labels,
+    object_pixels,
+    track_objects,
+)
 
 H, W = 60, 80
 
@@ -153,6 +160,41 @@ def test_colour_trims_the_flow_blur_and_never_takes_static_pixels() -> None:
         square[20:36, 30:46] = True
         assert (found & square).sum() / (found | square).sum() > 0.85, size
         assert not (found & (levels == 0)).any()
+
+
+def test_the_previous_frames_object_keeps_a_part_whose_motion_is_unknown() -> None:
+    """Red half moving, blue half of unknown motion: alone, its colour is only known as not-moving; with the
+    object of the frame before carried onto it, it stays part of the object."""
+    rng = np.random.default_rng(0)
+    rgb = np.clip(rng.normal(110, 12, (H, W, 3)), 0, 255).astype(np.uint8)
+    rgb[20:36, 30:38], rgb[20:36, 38:46] = (200, 40, 40), (40, 40, 200)
+    levels = np.zeros((H, W), np.uint8)
+    levels[10:46, 20:56] = MOTION_UNKNOWN
+    levels[20:36, 30:38] = 255
+    whole = np.zeros((H, W), bool)
+    whole[20:36, 30:46] = True
+    assert not object_pixels(rgb, levels, 0)[20:36, 38:46].any()
+    np.testing.assert_array_equal(object_pixels(rgb, levels, 0, prior=whole), whole)
+    levels[:] = 0  # the prior never overrides static pixels
+    assert not object_pixels(rgb, levels, 0, prior=whole).any()
+
+
+def test_find_objects_follows_a_moving_patch_through_frames() -> None:
+    box = Box((20, 6), (12, 12), (0, 3))
+    masks, flows = video([box], 6)
+    rng = np.random.default_rng(1)
+    background = np.clip(rng.normal(110, 12, (H, W, 3)), 0, 255).astype(np.uint8)
+    frames, levels = [], []
+    for mask in masks:
+        frame = background.copy()
+        frame[mask] = (220, 200, 30)
+        frames.append(frame)
+        level = np.zeros((H, W), np.uint8)
+        level[np.roll(mask, 2, axis=1) | mask] = MOTION_UNKNOWN  # a blurred trail
+        level[mask] = 255
+        levels.append(level)
+    ids = find_objects(frames, levels, flows)
+    assert all((i[m] == 1).all() and not i[~m].any() for i, m in zip(ids, masks, strict=True))
 
 
 def test_carry_ids_follows_the_backward_flow_and_drops_what_leaves() -> None:
