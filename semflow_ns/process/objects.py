@@ -24,9 +24,10 @@ video, which the scene then stores as instances of a ``moving`` class over a sta
 4. **Clean-up.** Tracks seen on fewer than ``min_frames`` frames, or smaller on average than
    ``min_area_fraction`` of the image, are dropped; the rest are numbered 1, 2, ... in order of appearance.
 
-Every threshold is a ratio (of overlaps, of the image size, of frames), never a pixel count, so the result
-does not depend on the resolution; none was fitted to a particular clip. Shadows, reflections and waves that
-move with an object belong to it: motion cannot tell them apart.
+Every threshold is a ratio (of overlaps, of the image size) or a number of frames tied to the motion masks'
+frame gaps, never a count of pixels, so the result hardly depends on the resolution; none was fitted to a
+particular clip. Shadows, reflections and waves that move with an object belong to it: motion cannot tell
+them apart.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ SEED = 0
 
 @dataclass(frozen=True)
 class ObjectOptions:
-    """Thresholds of the grouping, as ratios (independent of the resolution and the clip length)."""
+    """Thresholds of the grouping: ratios of overlaps and of the image size, and numbers of frames."""
 
     min_overlap: float = 0.5
     """A region continues a track when it holds this share of the track's carried pixels, or the carried
