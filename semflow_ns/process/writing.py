@@ -231,9 +231,9 @@ def motion_labels(
         semantics[index], instance_ids[index] = object_labels(levels, frame_ids)
     classes = [SemanticClass("background", (0, 0, 0)), SemanticClass("moving", palette(2)[1], dynamic=True)]
     instances = [InstanceInfo(k, "moving", f"moving {k}") for k in range(1, count + 1)]
+    names = ", ".join(i.name for i in instances[:4]) + (f", ... {instances[-1].name}" if count > 4 else "")
     console.print(
-        f"Objects from motion: {count} moving object(s), instances {instances[0].name!r}..{instances[-1].name!r} "
-        '(rename them in transforms.json, "instances")'
+        f'Objects from motion: {count} moving object(s): {names} (rename them in transforms.json, "instances")'
     )
     return Labels(classes, instances, semantics, instance_ids, "motion")
 
