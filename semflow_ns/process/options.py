@@ -73,6 +73,11 @@ class ProcessOptions:
     """Moving pixels of the frames that train without labels. flow: estimated on every frame from the optical
     flow against the background's motion (never from the labels, so label subsets stay honest); labels: the
     moving classes of the labels (withheld together with them); none: no motion masks."""
+    objects_from_motion: bool = True
+    """Without --labels: group the flow motion masks into moving objects, followed from frame to frame along the
+    flow, and write them as labels: instances "moving 1", "moving 2", ... of a moving class over a static
+    background class (pixels of unknown motion stay unlabelled). --no-objects-from-motion: one static class and
+    no labels. Ignored with --labels."""
     num_threads: int = 0
     """CPU threads for SfM and flow (0: all cores)."""
     overwrite: bool = False
@@ -128,4 +133,6 @@ class ProcessReport(PoseStats):
     """Where the motion masks came from: flow, labels or none."""
     moving_fraction: Optional[float] = None
     """flow motion masks: mean fraction of pixels marked moving (static and unknown are the rest)."""
+    moving_objects: Optional[int] = None
+    """Objects from motion: how many moving objects were found (None: the step did not run)."""
     seconds: dict[str, float] = field(default_factory=dict)

@@ -1,4 +1,5 @@
-"""``semflow-process-data`` end to end: check every input, then SfM (or supplied poses), flow, and writing.
+"""``semflow-process-data`` end to end: check every input, then SfM (or supplied poses), flow, motion masks,
+objects from motion (videos without labels), and writing.
 
 All inputs are read and checked (frames, label pairing, sizes, colours, poses files, output folder) before
 the slow stages start, so a bad input fails within seconds and names the file at fault. Each step returns
@@ -18,7 +19,7 @@ from rich.console import Console
 
 from semflow_ns.data.format import SceneFormatError
 from semflow_ns.data.producers.files import check_frame_count, list_images, pair_files
-from semflow_ns.data.producers.optical_flow import PRESETS
+from semflow_ns.data.producers.optical_flow import PRESETS, FrameFlow
 from semflow_ns.process import ProcessError
 from semflow_ns.process.frames import InputFrame, pick_step, read_folder, selection_message
 from semflow_ns.process.label_input import LabelOptions, Labels, read_labels
@@ -29,7 +30,10 @@ from semflow_ns.process.poses_input import SuppliedPoses, from_poses_bounds, fro
 from semflow_ns.process.sfm import CAMERA_MODELS
 from semflow_ns.process.video import count_frames, read_video
 from semflow_ns.process.writing import (
+    Geometry,
     estimate_geometry,
+    motion_labels,
+    motion_masks,
     scene_classes,
     write_flows,
     write_frames,
@@ -143,6 +147,39 @@ def _supplied_poses(options: ProcessOptions, frames: list[InputFrame], total: in
     return from_transforms(path, frames, by_order=options.video is not None)
 
 
+def _motion_steps(
+    staging: Path,
+    geometry: Geometry,
+    flows: list[FrameFlow],
+    files: list[dict[str, Path]],
+    labels: Optional[Labels],
+    options: ProcessOptions,
+    report: ProcessReport,
+    console: Console,
+) -> tuple[list[dict[str, Path]], Optional[Labels]]:
+    """Motion masks from the flow and, for a video without labels, objects from motion; returns the files of
+    each frame with the motion masks added, and the labels (those given, or those found from motion)."""
+    from_motion = labels is None and options.objects_from_motion
+    if len(flows) < 2 or not (options.motion_masks == "flow" or from_motion):
+        report.motion_masks = "labels" if options.motion_masks == "labels" and labels is not None else "none"
+        return files, labels
+    step = time.perf_counter()
+    masks = motion_masks(geometry, flows)
+    if options.motion_masks == "flow":
+        written, report.moving_fraction = write_motion_masks(staging, geometry, masks)
+        files = [{**f, **m} for f, m in zip(files, written, strict=True)]
+        report.motion_masks = "flow"
+    elif options.motion_masks == "labels" and labels is not None:
+        report.motion_masks = "labels"
+    report.seconds["motion_masks"] = time.perf_counter() - step
+    if from_motion:
+        step = time.perf_counter()
+        labels = motion_labels(geometry, flows, masks, console)
+        report.moving_objects = 0 if labels is None else len(labels.instances)
+        report.seconds["objects"] = time.perf_counter() - step
+    return files, labels
+
+
 def process(options: ProcessOptions, console: Console) -> ProcessReport:
     """Runs ``semflow-process-data``; returns its report.
 
@@ -175,14 +212,7 @@ def process(options: ProcessOptions, console: Console) -> ProcessReport:
         step = time.perf_counter()
         files, report.flow_consistent_fraction, flows = write_flows(staging, geometry, options)
         report.seconds["flow"] = time.perf_counter() - step
-        if options.motion_masks == "flow" and len(flows) > 1:
-            step = time.perf_counter()
-            masks, report.moving_fraction = write_motion_masks(staging, geometry, flows)
-            files = [{**f, **m} for f, m in zip(files, masks, strict=True)]
-            report.motion_masks = "flow"
-            report.seconds["motion_masks"] = time.perf_counter() - step
-        elif options.motion_masks == "labels" and labels is not None:
-            report.motion_masks = "labels"
+        files, labels = _motion_steps(staging, geometry, flows, files, labels, options, report, console)
         scene_frames = write_frames(staging, geometry, labels, files, report.motion_masks == "labels")
         classes = scene_classes(labels)
         report.frames = len(scene_frames)

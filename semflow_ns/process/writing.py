@@ -21,6 +21,7 @@ from rich.console import Console
 
 from semflow_ns.data.format import (
     FrameRecord,
+    InstanceInfo,
     Intrinsics,
     SceneDescription,
     SemanticClass,
@@ -36,8 +37,9 @@ from semflow_ns.data.producers.scene_geometry import (
     unbounded_scene_range,
 )
 from semflow_ns.process.frames import InputFrame, frame_times
-from semflow_ns.process.label_input import Labels
+from semflow_ns.process.label_input import Labels, palette
 from semflow_ns.process.motion import motion_mask
+from semflow_ns.process.objects import ObjectOptions, find_objects, object_labels
 from semflow_ns.process.options import PoseStats, ProcessOptions, ProcessReport
 from semflow_ns.process.pose_chain import ChainInputs, estimate_poses
 from semflow_ns.process.poses_input import DEFAULT_BOUNDS, SuppliedPoses
@@ -203,15 +205,45 @@ def write_flows(
     return write_flow_files(root, [f.name for f in geometry.frames], flows), consistent_fraction(flows), flows
 
 
-def write_motion_masks(root: Path, geometry: Geometry, flows: list[FrameFlow]) -> tuple[list[dict[str, Path]], float]:
-    """Writes every kept frame's motion mask estimated from the flow (:mod:`semflow_ns.process.motion`); returns
-    the mask file of each frame (FrameRecord keyword arguments) and the mean share of pixels marked moving."""
-    files, moving = [], []
-    for i, frame in enumerate(geometry.frames):
-        levels = motion_mask(flows, i)
-        files.append(write_frame_files(root, frame.name, motion=levels))
-        moving.append(float((levels == 255).mean()))
-    return files, float(np.mean(moving))
+def motion_masks(geometry: Geometry, flows: list[FrameFlow]) -> list[np.ndarray]:
+    """Every kept frame's motion mask estimated from the flow (:mod:`semflow_ns.process.motion`)."""
+    return [motion_mask(flows, i) for i in range(len(geometry.frames))]
+
+
+def write_motion_masks(root: Path, geometry: Geometry, masks: list[np.ndarray]) -> tuple[list[dict[str, Path]], float]:
+    """Writes the motion masks of the kept frames; returns the mask file of each frame (FrameRecord keyword
+    arguments) and the mean share of pixels marked moving."""
+    files = [write_frame_files(root, frame.name, motion=m) for frame, m in zip(geometry.frames, masks, strict=True)]
+    return files, float(np.mean([(m == 255).mean() for m in masks]))
+
+
+def motion_labels(
+    geometry: Geometry, flows: list[FrameFlow], masks: list[np.ndarray], console: Console
+) -> Optional[Labels]:
+    """Labels of a video without labels: the moving objects found in the motion masks
+    (:mod:`semflow_ns.process.objects`) as instances of a ``moving`` class over a static ``background``; None
+    (with a message) when nothing moves."""
+    options = ObjectOptions()
+    console.print("Objects from motion: grouping the moving pixels of the motion masks into objects...")
+    ids = find_objects([f.rgb for f in geometry.frames], masks, flows, options)
+    count = max(int(i.max()) for i in ids)
+    if count == 0:
+        console.print(
+            "[yellow]Objects from motion: nothing in this video moves against the background for "
+            f"{options.min_frames} frames or more; the scene has the static background class only.[/yellow]"
+        )
+        return None
+    semantics: list[Optional[np.ndarray]] = [None] * (max(geometry.kept) + 1)
+    instance_ids: list[Optional[np.ndarray]] = [None] * len(semantics)
+    for index, levels, frame_ids in zip(geometry.kept, masks, ids, strict=True):
+        semantics[index], instance_ids[index] = object_labels(levels, frame_ids)
+    classes = [SemanticClass("background", (0, 0, 0)), SemanticClass("moving", palette(2)[1], dynamic=True)]
+    instances = [InstanceInfo(k, "moving", f"moving {k}") for k in range(1, count + 1)]
+    names = ", ".join(i.name for i in instances[:4]) + (f", ... {instances[-1].name}" if count > 4 else "")
+    console.print(
+        f'Objects from motion: {count} moving object(s): {names} (rename them in transforms.json, "instances")'
+    )
+    return Labels(classes, instances, semantics, instance_ids, "motion")
 
 
 def _label_files(root: Path, name: str, labels: Labels, index: int, motion: bool) -> dict[str, Path]:

@@ -7,6 +7,7 @@ Examples::
     semflow-process-data --video clip.mp4 --frame-step 2 --max-frames 60 --output data/clip
     semflow-process-data --images frames --labels labels --label-format color --labelmap labelmap.txt --output out
     semflow-process-data --images frames --poses transforms.json --output out      # skip SfM
+    semflow-process-data --images frames --no-objects-from-motion --output out    # no labels: one static class
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ def print_report(report: ProcessReport, console: Console) -> None:
         ("classes", ", ".join(report.classes)),
         ("time", ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())),
     ]
+    if report.moving_objects is not None:
+        found = f"{report.moving_objects} found in the motion masks, written as labels (instances 'moving 1', ...)"
+        rows.insert(9, ("objects from motion", found if report.moving_objects else "none: nothing moves"))
     rows += [("warnings", warning) for warning in report.warnings]
     for key, value in rows:
         table.add_row(key, value)

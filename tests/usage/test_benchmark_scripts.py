@@ -149,17 +149,32 @@ def yaml_config(path: Path):
     return yaml.load(path.read_text(), Loader=yaml.Loader)
 
 
-def test_motion_mask_benchmark_scores_the_flow_masks_against_davis_ground_truth(tmp_path: Path, run_cli):
+def few_davis_frames(tmp_path: Path) -> Path:
+    """The first 6 frames of the shared DAVIS clip and their masks (a fast test); skips when it is absent."""
     clip = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "davis-car-shadow"
     if not clip.is_dir():
         pytest.skip(f"the shared DAVIS clip (car-shadow: JPEG frames and masks) is not at {clip}")
-    few = tmp_path / "clip"  # the first 6 frames keep the test fast
+    few = tmp_path / "clip"
     for sub, suffix in (("images", ".jpg"), ("masks", ".png")):
         (few / sub).mkdir(parents=True)
         for path in sorted((clip / sub).glob(f"*{suffix}"))[:6]:
             shutil.copyfile(path, few / sub / path.name)
+    return few
+
+
+def test_motion_mask_benchmark_scores_the_flow_masks_against_davis_ground_truth(tmp_path: Path, run_cli):
+    few = few_davis_frames(tmp_path)
     out = tmp_path / "results.json"
     run_cli(sys.executable, str(BENCHMARKS / "benchmark_motion_masks.py"), str(few), "--output", str(out))
     (row,) = json.loads(out.read_text())
     assert row["clip"] == "clip" and row["frames"] == 6
     assert row["object_static"] < 0.02 and row["object_moving"] > 0.5 and row["static"] > 0.3
+
+
+def test_motion_object_benchmark_scores_the_found_objects_against_davis_ground_truth(tmp_path: Path, run_cli):
+    few = few_davis_frames(tmp_path)
+    out = tmp_path / "results.json"
+    run_cli(sys.executable, str(BENCHMARKS / "benchmark_motion_objects.py"), str(few), "--output", str(out))
+    (row,) = json.loads(out.read_text())
+    assert row["clip"] == "clip" and row["frames"] == 6 and row["objects"] >= 1
+    assert row["j_best"] > 0.4 and row["j_union"] > row["j_moving"] and row["best_frames"] == 6

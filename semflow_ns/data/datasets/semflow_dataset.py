@@ -2,8 +2,8 @@
 
 Every extra is an ``[H, W, C]`` tensor so that nerfstudio's pixel sampler picks it at the same
 pixels as the colour. Missing data is encoded, not omitted, so that all images collate together:
-unlabelled pixels have class/instance ``-1`` (the losses' ignore index) and a missing flow direction
-(first/last frame) has a zero validity map.
+unlabelled pixels (a frame without labels, or label-image pixels marked ``UNLABELLED_ID``) have class/instance
+``-1`` (the losses' ignore index) and a missing flow direction (first/last frame) has a zero validity map.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class SemanticFlowDataset(InputDataset):
         semantics: [N, 1] int64 class id, -1 if unlabelled.
         instances: [N, 1] int64 instance id (0 = none), -1 if unknown. Only when the scene has instances.
         motion: [N, 1] float32, 1 where the pixel belongs to a moving class (or motion mask), else 0;
-            -1 (unknown) in a frame with neither labels nor a motion mask.
+            unlabelled pixels take the motion mask's value, -1 (unknown) where there is no motion mask.
         flow_fwd / flow_bwd: [N, 2] float32 optical flow in pixels to the next / previous video frame.
         flow_fwd_valid / flow_bwd_valid: [N, 1] float32 forward-backward consistency (0 where unknown).
         scene: [N, 1] uint8 index of the image's scene. Only in multi-scene runs (at most 256 scenes).
@@ -71,15 +71,24 @@ class SemanticFlowDataset(InputDataset):
             mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
         return torch.from_numpy(flow.astype(np.float32)), torch.from_numpy(mask.astype(np.float32))[..., None]
 
-    def _motion(self, frame: FrameRecord, semantics: torch.Tensor, image_idx: int) -> torch.Tensor:
-        if frame.semantics is not None:
-            return torch.isin(semantics, self.dynamic_ids).float()
+    def _mask_motion(self, frame: FrameRecord, image_idx: int) -> torch.Tensor:
+        """Motion of the frame's motion mask (1 moving, 0 static, -1 unknown; all -1 without a mask)."""
         height, width = self._size(image_idx)
         if frame.motion_mask is None:
             return torch.full((height, width, 1), -1.0)
         with Image.open(frame.motion_mask) as image:
             mask = np.asarray(image.convert("L").resize((width, height), Image.Resampling.NEAREST))
         return torch.from_numpy(motion_levels(mask))[..., None]
+
+    def _motion(self, frame: FrameRecord, semantics: torch.Tensor, image_idx: int) -> torch.Tensor:
+        """The labels' moving classes where there are labels; the motion mask on unlabelled frames and pixels."""
+        if frame.semantics is None:
+            return self._mask_motion(frame, image_idx)
+        motion = torch.isin(semantics, self.dynamic_ids).float()
+        unlabelled = semantics == IGNORE_ID
+        if unlabelled.any():
+            motion = torch.where(unlabelled, self._mask_motion(frame, image_idx), motion)
+        return motion
 
     def get_metadata(self, data: dict) -> dict[str, torch.Tensor]:
         image_idx = data["image_idx"]

@@ -20,6 +20,7 @@ row per stored key, shared by :mod:`~semflow_ns.data.format.reader` and :mod:`~s
 
 from semflow_ns.data.format.frame_files import (
     MOTION_UNKNOWN,
+    UNLABELLED_ID,
     image_size,
     motion_levels,
     read_flow,
@@ -50,6 +51,7 @@ __all__ = [
     "SceneDescription",
     "SceneFormatError",
     "SemanticClass",
+    "UNLABELLED_ID",
     "image_size",
     "load_scene",
     "motion_levels",

@@ -1,4 +1,5 @@
-"""Per-frame files of a scene: id label PNGs, optical-flow ``.npz`` files, and image sizes.
+"""Per-frame files of a scene: id label PNGs (16-bit ones may mark pixels without a label), optical-flow ``.npz``
+files, and image sizes.
 
 Every reading problem raises :class:`~semflow_ns.data.format.records.SceneFormatError` naming the file.
 """
@@ -12,15 +13,20 @@ from PIL import Image
 
 from semflow_ns.data.format.records import SceneFormatError
 
+UNLABELLED_ID = 65535
+"""Value of a 16-bit label image's pixels that have no label (read as -1, ignored like an unlabelled frame)."""
+
 
 def read_label_image(path: Path) -> np.ndarray:
-    """Reads a grey-level id PNG (8 or 16 bit) as int64 [H, W]."""
+    """Reads a grey-level id PNG (8 or 16 bit) as int64 [H, W]; ``UNLABELLED_ID`` pixels read as -1."""
     with Image.open(path) as image:
         if image.mode not in ("L", "I;16", "I;16B", "I;16L", "I", "P"):
             raise SceneFormatError(
                 f"{path}: label images must be single-channel id PNGs (8 or 16 bit), got PIL mode {image.mode!r}"
             )
-        return np.asarray(image).astype(np.int64)
+        ids = np.asarray(image).astype(np.int64)
+    ids[ids == UNLABELLED_ID] = -1
+    return ids
 
 
 MOTION_UNKNOWN = 128
@@ -40,10 +46,14 @@ def motion_levels(mask: np.ndarray) -> np.ndarray:
 
 
 def write_label_image(path: Path, ids: np.ndarray) -> None:
-    """Writes an id map as an 8-bit PNG when ids < 256, else as 16-bit."""
+    """Writes an id map as an 8-bit PNG when ids < 256, else as 16-bit; -1 (no label) is written as
+    ``UNLABELLED_ID`` (16-bit)."""
     ids = np.asarray(ids)
-    if ids.min() < 0 or ids.max() > 65535:
-        raise ValueError(f"label ids must lie in [0, 65535], got [{ids.min()}, {ids.max()}]")
+    if ids.min() < -1 or ids.max() >= UNLABELLED_ID:
+        raise ValueError(
+            f"label ids must lie in [0, {UNLABELLED_ID - 1}] or be -1 (no label), got [{ids.min()}, {ids.max()}]"
+        )
+    ids = np.where(ids < 0, UNLABELLED_ID, ids)
     dtype = np.uint8 if ids.max() < 256 else np.uint16
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(ids.astype(dtype)).save(path)

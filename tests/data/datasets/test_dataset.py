@@ -11,7 +11,14 @@ from PIL import Image
 
 from semflow_ns.data.dataparsers.semflow_dataparser import SemanticFlowDataParserConfig
 from semflow_ns.data.datasets.semflow_dataset import IGNORE_ID, SemanticFlowDataset
-from semflow_ns.data.format import MOTION_UNKNOWN, SCENE_FILE, load_scene, read_flow, read_label_image
+from semflow_ns.data.format import (
+    MOTION_UNKNOWN,
+    SCENE_FILE,
+    load_scene,
+    read_flow,
+    read_label_image,
+    write_label_image,
+)
 
 H, W = 24, 32
 
@@ -104,6 +111,32 @@ def test_unlabelled_frame_uses_ignore_ids_and_its_motion_mask(scene_copy: Path) 
     dynamic = data.info.dynamic_class_ids
     np.testing.assert_array_equal(labelled["motion"].numpy(), np.isin(labelled["semantics"].numpy(), dynamic))
     assert bool(torch.all(labelled["semantics"] >= 0))
+
+
+def test_unlabelled_pixels_of_a_labelled_frame_take_the_motion_mask(scene_copy: Path) -> None:
+    """Pixels written as UNLABELLED_ID (labels made from motion) are ignored by the label losses, and their motion
+    is the motion mask's: a pixel of unknown motion must not become static because its frame has labels."""
+    mask = np.zeros((H, W), dtype=np.uint8)
+    mask[:, :8] = MOTION_UNKNOWN
+    mask[:, 8:12] = 255
+    Image.fromarray(mask).save(scene_copy / "motion_00003.png")
+    labels = read_label_image(scene_copy / "semantics/00003.png")
+    labels[:, :12] = -1
+    write_label_image(scene_copy / "semantics/00003.png", labels)
+    instances = read_label_image(scene_copy / "instances/00003.png")
+    instances[:, :12] = -1
+    write_label_image(scene_copy / "instances/00003.png", instances)
+    edit_meta(scene_copy, lambda meta: meta["frames"][3].update(motion_mask_path="motion_00003.png"))
+    data = dataset(scene_copy)
+    item = data[3]
+    assert bool(torch.all(item["semantics"][:, :12] == IGNORE_ID)) and bool(
+        torch.all(item["instances"][:, :12] == IGNORE_ID)
+    )
+    motion = item["motion"][..., 0].numpy()
+    assert (motion[:, :8] == -1).all() and (motion[:, 8:12] == 1).all()
+    rest = np.isin(item["semantics"][:, 12:, 0].numpy(), data.info.dynamic_class_ids)
+    np.testing.assert_array_equal(motion[:, 12:], rest)
+    assert (data[4]["motion"] >= 0).all()  # a fully labelled frame still takes its motion from its labels
 
 
 def test_no_instances_key_without_an_instance_list(scene_copy: Path) -> None:

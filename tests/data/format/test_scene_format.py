@@ -13,6 +13,7 @@ from PIL import Image
 
 from semflow_ns.data.format import (
     SCENE_FILE,
+    UNLABELLED_ID,
     SceneFormatError,
     load_scene,
     read_flow,
@@ -121,6 +122,22 @@ def test_label_and_flow_files_round_trip(tmp_path: Path) -> None:
     assert read.dtype == np.float32 and read.shape == (H, W, 2)
     np.testing.assert_allclose(read, flow, atol=1e-2)
     np.testing.assert_array_equal(read_mask, mask)
+
+
+def test_unlabelled_pixels_round_trip_as_minus_one(tmp_path: Path, scene_copy: Path) -> None:
+    ids = np.arange(H * W).reshape(H, W) % 3
+    ids[0, :4] = -1
+    write_label_image(tmp_path / "ids.png", ids)
+    with Image.open(tmp_path / "ids.png") as image:
+        assert image.mode.startswith("I") and np.asarray(image)[0, 0] == UNLABELLED_ID
+    np.testing.assert_array_equal(read_label_image(tmp_path / "ids.png"), ids)
+    with pytest.raises(ValueError, match="no label"):
+        write_label_image(tmp_path / "bad.png", ids - 1)
+    path = scene_copy / "semantics/00003.png"
+    labels = read_label_image(path)
+    labels[:2] = -1
+    write_label_image(path, labels)  # unlabelled pixels pass the id-range check
+    np.testing.assert_array_equal(read_label_image(load_scene(scene_copy).frames[3].semantics), labels)
 
 
 # ----------------------------------------------------------------------------------------------
