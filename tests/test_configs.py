@@ -20,7 +20,7 @@ EXPECTED = {
     "window-5.txt": lambda c: c.pipeline.model.scene_flow.window == 5,
     "trajectory-detached.txt": lambda c: c.pipeline.model.detach_trajectory_features is True,
     "label-propagation.txt": lambda c: (
-        c.pipeline.model.semantic_propagation_loss_mult > 0
+        (c.pipeline.model.semantic_propagation_loss_mult or 0) > 0
         and c.pipeline.model.semantic_propagation_outward is True
         and c.pipeline.model.semantic_field_features is False
     ),
@@ -36,6 +36,7 @@ EXPECTED = {
 MULTI_SCENE = {"multi-scene-3.txt"}
 """Presets for `ns-train semantic-flow-multi` (they also parse for `semantic-flow`)."""
 TASKS = {
+    "tracking-first.txt": "first:1",
     "tracking-25.txt": "first:25%",
     "tracking-50.txt": "first:50%",
     "tracking-75.txt": "first:75%",
@@ -44,6 +45,7 @@ TASKS = {
 }
 """Task presets and the label subset each one sets (every one evaluates on the unlabelled frames)."""
 TASK_FRAMES_OF_12 = {
+    "tracking-first.txt": [0],
     "tracking-25.txt": [0, 1, 2],
     "tracking-50.txt": [0, 1, 2, 3, 4, 5],
     "tracking-75.txt": [0, 1, 2, 3, 4, 5, 6, 7, 8],

@@ -404,3 +404,31 @@ def test_outward_label_propagation_reaches_the_loss_with_the_frames_distances(ti
         pipeline.get_train_loss_dict(0)
     assert seen[0] is not None and seen[0].tolist() == [0, 0, 0, 0, 1, 2, 3, 4]
     assert seen[1] is None
+
+
+@pytest.mark.parametrize(
+    ("label_frames", "propagation", "field_features"), [("all", 0.0, True), ("first:50%", 0.3, False)]
+)
+def test_the_default_model_follows_which_frames_have_labels(tiny_scene, label_frames, propagation, field_features):
+    """With labels on some frames only, the default model carries them along the scene flow (outward label
+    propagation, a head on the flow features only); with every frame labelled there is nothing to carry."""
+    config = semantic_flow_config()
+    config.pipeline.datamanager.dataparser.data = tiny_scene
+    config.pipeline.datamanager.dataparser.label_frames = label_frames
+    shrink_model(config.pipeline.model)
+    assert config.pipeline.model.semantic_propagation_loss_mult is None  # left to the data
+    model = config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0).model
+    assert model.config.semantic_propagation_loss_mult == propagation
+    assert model.config.semantic_propagation_outward is True
+    assert model.config.semantic_field_features is field_features
+    head_in = model.dynamic.semantic_head.mlp.layers[0].in_features
+    flow_only = model.dynamic.attention.get_out_dim()
+    assert head_in == flow_only + (model.config.dynamic_field.feature_dim if field_features else 0)
+    explicit = copy.deepcopy(config)
+    explicit.pipeline.model.semantic_propagation_loss_mult = 0.05  # an explicit value is kept
+    assert (
+        explicit.pipeline.setup(
+            device="cpu", test_mode="val", world_size=1, local_rank=0
+        ).model.config.semantic_propagation_loss_mult
+        == 0.05
+    )

@@ -7,7 +7,6 @@ there is a GPU and on the CPU otherwise, with nerfstudio's viewer and TensorBoar
 import torch
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
-from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
@@ -19,6 +18,7 @@ from semflow_ns.data.datasets.semflow_dataset import SemanticFlowDataset
 from semflow_ns.models.model_config import SemanticFlowModelConfig
 from semflow_ns.models.multi_scene_model import MultiSceneModelConfig
 from semflow_ns.pipelines.multi_scene_pipeline import MultiScenePipelineConfig
+from semflow_ns.utils.optimizers import FusedAdamOptimizerConfig
 from semflow_ns.utils.schedulers import FloatExponentialDecaySchedulerConfig
 
 MAX_STEPS = 2200
@@ -30,7 +30,7 @@ CAMERA_OPT_LR = 1e-3
 
 def _optimizer(lr: float, max_steps: int = MAX_STEPS) -> dict:
     return {
-        "optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15),
+        "optimizer": FusedAdamOptimizerConfig(lr=lr, eps=1e-15),
         "scheduler": FloatExponentialDecaySchedulerConfig(lr_final=lr / 10, warmup_steps=50, max_steps=max_steps),
     }
 

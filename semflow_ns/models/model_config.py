@@ -5,8 +5,9 @@ when a config is made (it imports this module). Configs saved before the options
 ``semflow_ns.models.semflow_model.SemanticFlowModelConfig``, which that module still exports.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Optional
 
 from nerfstudio.models.base_model import ModelConfig
 
@@ -69,10 +70,12 @@ class SemanticFlowModelConfig(ModelConfig):
     semantic_source: Literal["flow", "point"] = "flow"
     """flow: semantic head sees flow-aggregated features (the method); point: only the point's own
     field features (the paper's "dynamic NeRF + semantic head" baseline)."""
-    semantic_field_features: bool = True
+    semantic_field_features: Optional[bool] = None
     """With semantic-source flow: the dynamic semantic head also sees the dynamic field's features at the point
     (the paper concatenates its MLP's hidden state). Our fields are space-time grids, so these features
-    describe where and when a point is, not what it looks like; False leaves the head only the flow features."""
+    describe where and when a point is, not what it looks like: with them the head can fit the labelled frames
+    by memorising where and when, instead of carrying labels along the flow. None (default): False when the
+    scene has video frames without training labels, True when every frame is labelled."""
     semantic_hidden_dim: int = 64
     """Width of the semantic heads."""
     semantic_samples: int = 8
@@ -107,11 +110,12 @@ class SemanticFlowModelConfig(ModelConfig):
     """Cross entropy of the static field's semantic render, on static pixels."""
     semantic_consistency_loss_mult: float = 0.1
     """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against frame t's labels (each)."""
-    semantic_propagation_loss_mult: float = 0.0
+    semantic_propagation_loss_mult: Optional[float] = None
     """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against the dynamic semantics
     rendered at t, on rays of frames without labels (each): carries labels along the scene flow, frame by frame,
-    into the unlabelled frames. Not in the paper."""
-    semantic_propagation_outward: bool = False
+    into the unlabelled frames. Not in the paper. None (default): 0.3 when the scene has video frames without
+    training labels (and some with), else 0."""
+    semantic_propagation_outward: bool = True
     """Label propagation only outward from the labelled frames: frame t teaches t±1 only when t±1 is farther from
     every labelled frame than t (False: in both directions)."""
     optical_flow_loss_mult: float = 0.02
@@ -154,3 +158,24 @@ class SemanticFlowModelConfig(ModelConfig):
     camera_optimizer: PoseRefinementConfig = field(default_factory=PoseRefinementConfig)
     """Refinement of the video's camera poses in training (nerfstudio's camera optimizer; param group
     `camera_opt`). Mode auto (default): SO3xR3 for scenes marked `approximate_poses`, off otherwise."""
+
+
+PARTIAL_LABEL_PROPAGATION = 0.3
+"""Label propagation weight of the default model on scenes with frames without training labels."""
+
+
+def resolve_label_defaults(config: SemanticFlowModelConfig, labelled: Optional[list[bool]]) -> SemanticFlowModelConfig:
+    """``config`` with the options left to the data (None) decided by which video frames keep training labels.
+
+    With labels on some frames only (a label subset, a video labelled on a few frames) the default model carries
+    the labels along the scene flow: label propagation outward from the labelled frames at
+    :data:`PARTIAL_LABEL_PROPAGATION`, and a dynamic semantic head that sees the flow features only. With every
+    frame labelled (or none, or unknown) there is nothing to propagate.
+    """
+    partial = labelled is not None and any(labelled) and not all(labelled)
+    resolved = {}
+    if config.semantic_propagation_loss_mult is None:
+        resolved["semantic_propagation_loss_mult"] = PARTIAL_LABEL_PROPAGATION if partial else 0.0
+    if config.semantic_field_features is None:
+        resolved["semantic_field_features"] = not partial
+    return dataclasses.replace(config, **resolved) if resolved else config

@@ -67,7 +67,7 @@ from semflow_ns.model_components.pose_refinement import (
 from semflow_ns.model_components.render_times import RenderTimes
 from semflow_ns.model_components.rendering import composite, expected_point, render_logits, render_weights
 from semflow_ns.model_components.warping import FlowRegularisers
-from semflow_ns.models.model_config import SemanticFlowModelConfig
+from semflow_ns.models.model_config import SemanticFlowModelConfig, resolve_label_defaults
 from semflow_ns.utils.colors import instance_palette
 
 
@@ -85,6 +85,7 @@ class SemanticFlowModel(Model):
         super().populate_modules()
         metadata = self.kwargs.get("metadata", {})
         video: VideoFrames = metadata["semflow_video"]
+        self.config = resolve_label_defaults(self.config, video.labelled)  # options left to the data
         self.scene_info: SceneInfo = metadata["semflow_scene"]
         semantics: Semantics = metadata["semantics"]
         self.class_names = list(semantics.classes)

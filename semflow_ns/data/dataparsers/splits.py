@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from semflow_ns.data.dataparsers.frame_selection import FrameSelectionError, parse_frame_set
-from semflow_ns.data.format import FrameRecord, SceneDescription, SceneFormatError
+from semflow_ns.data.format import UNLABELLED_ID, FrameRecord, SceneDescription, SceneFormatError, read_label_image
 
 EvalSource = Literal["auto", "held-out", "video", "unlabelled"]
 """Where the val/test images come from (see :class:`SplitOptions`)."""
@@ -54,8 +56,26 @@ def without_labels(frame: FrameRecord, masks_from_labels: bool) -> FrameRecord:
 
 
 def training_frames(scene: SceneDescription, options: SplitOptions) -> list[FrameRecord]:
-    """The whole video, with labels withheld from the frames outside ``options.label_frames``."""
-    keep = set(labelled_indices(scene, options))
+    """The whole video, with labels withheld from the frames outside ``options.label_frames``.
+
+    Raises:
+        SceneFormatError: ``label_frames`` names frames, but none of them has labels (the task would train
+            without any).
+    """
+    chosen = labelled_indices(scene, options)
+    keep = set(chosen)
+    if (
+        chosen
+        and any(f.semantics is not None for f in scene.frames)
+        and all(scene.frames[i].semantics is None for i in chosen)
+    ):
+        names = ", ".join(f"{i} ({scene.frames[i].image.name})" for i in chosen[:3]) + (
+            ", ..." if len(chosen) > 3 else ""
+        )
+        raise SceneFormatError(
+            f"{scene.root / 'transforms.json'}: frames: --label-frames {options.label_frames!r} keeps frame(s) "
+            f"{names}, none of which has labels (semantics_path): the task leaves no labelled frame to train on"
+        )
     return [
         frame if i in keep else without_labels(frame, scene.motion_masks_from_labels)
         for i, frame in enumerate(scene.frames)
@@ -85,7 +105,33 @@ def _unlabelled_eval_frames(scene: SceneDescription, options: SplitOptions) -> l
             f"{scene.root / 'transforms.json'}: frames: --eval-source unlabelled: none of the {len(outside)} frames "
             "outside --label-frames has a ground-truth label (semantics_path) to score against"
         )
+    _check_objects_were_labelled(scene, [scene.frames[i] for i in sorted(labelled)], frames, options)
     return frames
+
+
+def _objects(frame: FrameRecord, scene: SceneDescription) -> set[int]:
+    """The objects a frame's ground truth shows: its instance ids, else its moving classes."""
+    if frame.instances is not None and scene.instances:
+        return {int(i) for i in np.unique(read_label_image(frame.instances)) if 0 < i < UNLABELLED_ID}
+    moving = {i for i, c in enumerate(scene.classes) if c.dynamic}
+    return {int(i) for i in np.unique(read_label_image(frame.semantics)) if i in moving} if frame.semantics else set()
+
+
+def _check_objects_were_labelled(
+    scene: SceneDescription, labelled: list[FrameRecord], scored: list[FrameRecord], options: SplitOptions
+) -> None:
+    """A label-subset task scores the objects of its training labels: an object that no labelled frame shows
+    cannot be tracked, so it stops the run before training, naming the first frame that shows it."""
+    known = set().union(*(_objects(f, scene) for f in labelled if f.semantics is not None))
+    for frame in scored:
+        new = _objects(frame, scene) - known
+        if new:
+            kind = "instance" if frame.instances is not None and scene.instances else "moving class"
+            raise SceneFormatError(
+                f"{frame.semantics}: {kind} id(s) {sorted(new)} appear here but in none of the frames that "
+                f"--label-frames {options.label_frames!r} keeps labelled, so the task cannot score them; label a "
+                "frame that shows them, or choose another --label-frames"
+            )
 
 
 def _held_out_views(scene: SceneDescription, view_set: str) -> list[FrameRecord]:

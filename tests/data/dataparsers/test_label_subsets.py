@@ -129,3 +129,25 @@ def test_unlabelled_eval_needs_ground_truth(scene_copy: Path) -> None:
     (scene_copy / SCENE_FILE).write_text(json.dumps(meta))
     with pytest.raises(SceneFormatError, match="none of the 4 frames outside --label-frames has a ground-truth"):
         parse(scene_copy, "test", label_frames="0-3", eval_source="unlabelled")
+
+
+def test_a_task_whose_frames_have_no_labels_stops_before_training(scene_copy: Path) -> None:
+    meta = json.loads((scene_copy / SCENE_FILE).read_text())
+    meta["frames"][0].pop("semantics_path")
+    meta["frames"][0].pop("instance_path", None)
+    (scene_copy / SCENE_FILE).write_text(json.dumps(meta))
+    with pytest.raises(SceneFormatError, match=r"--label-frames 'first:1' keeps frame\(s\) 0 .*no labelled frame"):
+        parse(scene_copy, label_frames="first:1", eval_source="unlabelled")
+    parse(scene_copy, label_frames="first:2")  # frame 1 has labels: fine
+
+
+def test_an_object_no_labelled_frame_shows_stops_a_task_before_training(scene_copy: Path) -> None:
+    """The tracking task scores the objects of the training labels; one that appears only later cannot be
+    tracked, and the run stops naming the frame where it appears."""
+    scene = load_scene(scene_copy)
+    first = read_label_image(scene.frames[0].instances)
+    ids = sorted(int(i) for i in np.unique(first) if i > 0)
+    hidden = ids[0]
+    Image.fromarray(np.where(first == hidden, 0, first).astype(np.uint8)).save(scene.frames[0].instances)
+    with pytest.raises(SceneFormatError, match=rf"instance id\(s\) \[{hidden}\] appear here but in none"):
+        parse(scene_copy, split="val", label_frames="first:1", eval_source="unlabelled")
