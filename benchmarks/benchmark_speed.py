@@ -119,11 +119,26 @@ def run_worker(args: Args) -> dict[str, Any]:
     return {"step_s": times[args.warmup :], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _export(revision: str) -> Path:
-    """The files of ``revision`` in a temporary folder."""
+SHIMS = {
+    "semflow_ns/configs/__init__.py": "",
+    "semflow_ns/configs/method_configs.py": "from semflow_ns.method_config import *  # noqa: F403\n",
+    "semflow_ns/configs/dataparser_configs.py": "from semflow_ns.dataparser_config import *  # noqa: F403\n",
+}
+"""Modules that the installed entry points name, added to versions before the package layout of issue 20."""
+
+
+def export_revision(revision: str) -> Path:
+    """The files of git ``revision`` in a temporary folder (put it first on ``PYTHONPATH`` to run that version).
+
+    The plugin's installed entry points name ``semflow_ns.configs.*``; an older version gets modules there that
+    re-export its registrations, so that ``ns-train``-style config parsing finds its methods."""
     folder = Path(tempfile.mkdtemp(prefix="semflow-reference-"))
     archive = subprocess.run(["git", "-C", str(REPO), "archive", revision], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    if not (folder / "semflow_ns" / "configs").exists():
+        for path, text in SHIMS.items():
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path).write_text(text)
     return folder
 
 
@@ -199,7 +214,7 @@ def main(args: Args) -> None:
     if args.worker is not None:
         print(json.dumps(run_worker(args)))
         return
-    reference = _export(args.reference) if args.reference else None
+    reference = export_revision(args.reference) if args.reference else None
     scenes: list[Optional[Path]] = [None] if (args.demo or not args.scenes) else []
     scenes += [scene.resolve() for scene in args.scenes]
     results = []

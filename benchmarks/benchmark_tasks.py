@@ -1,24 +1,30 @@
 """The paper's label-subset tasks, scored on the frames whose labels were withheld, for six predictors.
 
-Tasks (presets in ``configs/``): ``tracking-50`` (labels on the first 50 % of the frames) and
-``completion-every-2`` (labels on every 2nd frame), each evaluated with ``--eval-source unlabelled``.
+Tasks (presets in ``configs/``): ``tracking-first`` (DAVIS's semi-supervised protocol: only frame 0 labelled),
+``tracking-50`` (labels on the first 50 % of the frames) and ``completion-every-2`` (labels on every 2nd frame),
+each evaluated with ``--eval-source unlabelled``.
 
 Predictors, on the same frames and scored by the same code (``image_metrics``):
 
-- ``semantic-flow``: the default model, trained with ``ns-train``'s Trainer;
+- ``semantic-flow``: the default model, trained with ``ns-train``'s Trainer (with labels on some frames only, it
+  propagates them along the scene flow: see ``SemanticFlowModelConfig.semantic_propagation_loss_mult``);
 - ``point-head``: the same with ``configs/ablation-point-semantics.txt`` (the head sees only the point's
   own feature: the paper's "dynamic NeRF + semantic head" baseline);
 - ``semantic-flow-detached``: the default model with ``configs/trajectory-detached.txt`` (semantic losses do
   not reach the scene flow through the trajectory; the official code's choice);
-- ``semantic-flow-propagation``: the default model with ``configs/label-propagation.txt`` (label propagation:
-  on frames without labels, the semantics of the neighbouring frame farther from the labels follow the frame's
-  own along the scene flow; the dynamic semantic head sees the flow features only);
+- ``semantic-flow-propagation``: ``configs/label-propagation.txt`` (the same options, given explicitly);
+- ``semantic-flow-no-propagation``: the model as it was before label propagation became the default for
+  partial labels (no propagation, the head also sees the field features);
 - ``copy``: 2D baseline, labels of the nearest labelled frame;
 - ``flow``: 2D baseline, labels of the last labelled frame carried along the scene's optical flow.
 
-Reported per scene, task and predictor: J, F, J&F, mIoU (all classes), foreground mIoU, and the wall
+Reported per scene, task and predictor: J, F, J&F, mIoU (all classes), foreground mIoU, PSNR, and the wall
 time to produce and score the predictions (training included). Every model run trains in its own
-subprocess. Results go to ``<output>/results.json`` and a table on the console.
+subprocess, once per ``--seeds`` value (``--machine.seed``); the table gives each run and, with several seeds,
+their mean. ``--reference REV`` also trains every model with the code of git revision ``REV`` (exported into a
+temporary folder), to compare versions at equal steps; ``--eval-every K`` scores the model every K steps while
+it trains (wall time without the evaluations: a time-to-quality curve). Results go to
+``<output>/results.json`` and a table on the console.
 
     python benchmarks/benchmark_tasks.py                                    # the demo, default length
     python benchmarks/benchmark_tasks.py --no-demo --data data/car-shadow   # a processed real video
@@ -32,6 +38,7 @@ import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -41,19 +48,40 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_speed import export_revision  # noqa: E402
+
 CONSOLE = Console()
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TASKS = ("tracking-50", "completion-every-2")
+TASKS = ("tracking-first", "tracking-50", "completion-every-2")
 """Task presets (``configs/<task>.txt``)."""
-METHODS = ("semantic-flow", "semantic-flow-detached", "semantic-flow-propagation", "point-head", "copy", "flow")
-MODEL_PRESETS = {
+METHODS = (
+    "semantic-flow",
+    "semantic-flow-detached",
+    "semantic-flow-propagation",
+    "semantic-flow-no-propagation",
+    "point-head",
+    "copy",
+    "flow",
+)
+DEFAULT_METHODS = ("semantic-flow", "point-head", "copy", "flow")
+MODEL_PRESETS: dict[str, Optional[str]] = {
     "semantic-flow": None,
     "semantic-flow-detached": "trajectory-detached.txt",
     "semantic-flow-propagation": "label-propagation.txt",
+    "semantic-flow-no-propagation": None,
     "point-head": "ablation-point-semantics.txt",
 }
+EXTRA_ARGS = {
+    "semantic-flow-no-propagation": [
+        "--pipeline.model.semantic-propagation-loss-mult",
+        "0",
+        "--pipeline.model.semantic-field-features",
+        "True",
+    ]
+}
 """Trained predictors and the model preset each adds to ``ns-train semantic-flow``."""
-SCORES = ("j", "f", "jf", "miou", "miou_fg")
+SCORES = ("j", "f", "jf", "miou", "miou_fg", "psnr")
 
 
 @dataclass
@@ -64,12 +92,27 @@ class Args:
     """Scene folders (semflow format) to benchmark besides the demo."""
     demo: bool = True
     """Include the built-in demo scene."""
-    tasks: tuple[str, ...] = TASKS
-    """Task presets from configs/."""
-    methods: tuple[str, ...] = METHODS
-    """Predictors: semantic-flow, semantic-flow-detached, semantic-flow-propagation, point-head, copy, flow."""
+    tasks: tuple[str, ...] = ("tracking-first", "tracking-50")
+    """Task presets from configs/: tracking-first, tracking-50, completion-every-2."""
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    """Predictors: semantic-flow, semantic-flow-detached, semantic-flow-propagation, semantic-flow-no-propagation,
+    point-head, copy, flow."""
     steps: Optional[int] = None
     """Training steps of the models (default: the method's default)."""
+    seeds: tuple[int, ...] = (0,)
+    """Seeds of the model runs (each model trains once per seed)."""
+    model_args: str = ""
+    """More `ns-train semantic-flow` options for every model run (e.g. "--pipeline.model.num-samples 16")."""
+    reference: str = ""
+    """Git revision whose code also trains every model (rows "METHOD @ REV")."""
+    eval_every: int = 0
+    """Score the models every this many steps while they train (0: at the end only)."""
+    parallel: int = 1
+    """Model runs at a time (each in its own process)."""
+    threads: int = 0
+    """Threads per model run (OMP_NUM_THREADS; 0: PyTorch's default). With --parallel 2 on 2 cores, use 1."""
+    resume: bool = False
+    """Keep the runs already in <output>/results.json and run only the missing ones."""
     output: Path = Path("outputs/benchmark_tasks")
     """Where the runs and results.json go."""
     worker: Optional[str] = None
@@ -81,12 +124,16 @@ def task_args(task: str) -> list[str]:
     return shlex.split((CONFIGS / f"{task}.txt").read_text())
 
 
-def model_config(scene: Path, task: str, method: str, steps: Optional[int], output: Path):
+def model_config(scene: Path, task: str, method: str, steps: Optional[int], output: Path, job: dict):
     """The trainer config of ``ns-train semantic-flow [model preset] semflow-data --data scene [task preset]``."""
     preset = MODEL_PRESETS[method]
     model_args = [] if preset is None else shlex.split((CONFIGS / preset).read_text())
+    model_args += EXTRA_ARGS.get(method, []) + shlex.split(job.get("model_args", ""))
     args = [*model_args, "semflow-data", "--data", str(scene), *task_args(task)]
-    return trainer_config(args, f"{scene.name}-{task}-{method}", steps, output)
+    name = f"{scene.name}-{task}-{method}-seed{job.get('seed', 0)}{'-ref' if job.get('reference') else ''}"
+    config = trainer_config(args, name, steps, output)
+    config.machine.seed = job.get("seed", 0)
+    return config
 
 
 def trainer_config(args: list[str], experiment: str, steps: Optional[int], output: Path, method: str = "semantic-flow"):
@@ -113,14 +160,43 @@ def video_times(scene: Path) -> np.ndarray:
     return np.array([f.time for f in load_scene(scene, check_files=False).frames])
 
 
-def run_model(scene: Path, task: str, method: str, steps: Optional[int], output: Path) -> dict:
+def run_model(job: dict, steps: Optional[int], output: Path, eval_every: int = 0) -> dict:
     """Trains one model on a task and scores it on the unlabelled frames."""
-    return train_and_score(model_config(scene, task, method, steps, output), scene)
+    scene = Path(job["scene"])
+    config = model_config(scene, job["task"], job["method"], steps, output, job)
+    return train_and_score(config, scene, eval_every=eval_every)
 
 
-def train_and_score(config, scene: Path, scenes: Optional[list[Path]] = None) -> dict:
+def _train_with_curve(trainer, scene: Path, eval_every: int, start: float) -> tuple[list[dict], float]:
+    """Trains as ``Trainer.train`` does, scoring the evaluation split every ``eval_every`` steps; returns the
+    points (wall time of each without the evaluations before it) and the time the evaluations took."""
+    from nerfstudio.engine.callbacks import TrainingCallbackLocation
+
+    from semflow_ns.scripts.eval import RunVideos, score_images
+
+    curve, eval_s = [], 0.0
+    steps = trainer.config.max_num_iterations
+    for step in range(steps):
+        trainer.pipeline.train()
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, location=TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        trainer.train_iteration(step)
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, location=TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+        if (step + 1) % eval_every == 0 and step + 1 < steps:
+            tick = time.perf_counter()
+            means, _ = score_images(trainer.pipeline, RunVideos([video_times(scene)]))
+            curve.append({"step": step + 1, "wall_s": tick - start - eval_s, **means})
+            eval_s += time.perf_counter() - tick
+            print(f"step {step + 1}: {curve[-1]}", file=sys.stderr, flush=True)
+    trainer.save_checkpoint(steps - 1)
+    return curve, eval_s
+
+
+def train_and_score(config, scene: Path, scenes: Optional[list[Path]] = None, eval_every: int = 0) -> dict:
     """Trains ``config`` (saving its last checkpoint) and scores its evaluation split; ``scenes``: the scenes of
-    a multi-scene run (then ``scene`` is not used and the scores are also given per scene)."""
+    a multi-scene run (then ``scene`` is not used and the scores are also given per scene); ``eval_every``: also
+    score it every this many steps while it trains (``curve``; times leave out those evaluations)."""
     from semflow_ns.scripts.eval import RunVideos, means_by_scene, score_images
 
     start = time.perf_counter()
@@ -128,8 +204,12 @@ def train_and_score(config, scene: Path, scenes: Optional[list[Path]] = None) ->
     config.save_config()
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
-    trainer.train()
-    train_s = time.perf_counter() - start
+    curve, eval_s = [], 0.0
+    if eval_every > 0:
+        curve, eval_s = _train_with_curve(trainer, scene, eval_every, start)
+    else:
+        trainer.train()
+    train_s = time.perf_counter() - start - eval_s
     videos = RunVideos([video_times(scene)])
     if scenes is not None:
         videos = RunVideos([video_times(s) for s in scenes], trainer.pipeline.model.scene_names)
@@ -138,8 +218,9 @@ def train_and_score(config, scene: Path, scenes: Optional[list[Path]] = None) ->
         **({"scores_by_scene": means_by_scene(rows)} if scenes is not None else {}),
         "steps": config.max_num_iterations,
         "train_s": train_s,
-        "wall_s": time.perf_counter() - start,
+        "wall_s": time.perf_counter() - start - eval_s,
         "scores": means,
+        "curve": curve + [{"step": config.max_num_iterations, "wall_s": train_s, **means}] if curve else [],
         "frames": [r["frame"] for r in rows],
         "per_frame": rows,
         "config": str(config.get_base_dir() / "config.yml"),
@@ -164,18 +245,45 @@ def run_baseline(scene: Path, task: str, method: str) -> dict:
     }
 
 
-def run_job(job: dict, args: Args) -> dict:
-    """One (scene, task, method) measurement; models train in a subprocess, baselines run here."""
+def run_job(job: dict, args: Args, code: Optional[Path] = None) -> dict:
+    """One (scene, task, method, seed) measurement; models train in a subprocess (with the code in ``code`` for
+    a reference run), baselines run here."""
     scene, task, method = Path(job["scene"]), job["task"], job["method"]
     if method in MODEL_PRESETS:
         cmd = [sys.executable, __file__, "--worker", json.dumps(job), "--output", str(args.output)]
+        cmd += ["--eval-every", str(args.eval_every)]
         if args.steps is not None:
             cmd += ["--steps", str(args.steps)]
-        out = subprocess.run(cmd, env=dict(os.environ), check=True, stdout=subprocess.PIPE, text=True).stdout
+        env = dict(os.environ)
+        if code is not None:
+            env["PYTHONPATH"] = str(code)
+        if args.threads:
+            env["OMP_NUM_THREADS"] = str(args.threads)
+        out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
     else:
         result = run_baseline(scene, task, method)
-    return {"scene": str(scene), "task": task, "method": method, **result}
+    return {**job, **result}
+
+
+def jobs_of(args: Args) -> list[dict]:
+    """Every measurement to run: scenes x tasks x methods, models once per seed (and per version)."""
+    jobs = []
+    for scene in scenes_of(args):
+        for task in args.tasks:
+            for method in args.methods:
+                if method not in MODEL_PRESETS:
+                    jobs.append({"scene": str(scene), "task": task, "method": method})
+                    continue
+                for reference in [""] + ([args.reference] if args.reference else []):
+                    for seed in args.seeds:
+                        job = {"scene": str(scene), "task": task, "method": method, "seed": seed}
+                        if args.model_args:
+                            job["model_args"] = args.model_args
+                        if reference:
+                            job["reference"] = reference
+                        jobs.append(job)
+    return jobs
 
 
 def scenes_of(args: Args) -> list[Path]:
@@ -191,22 +299,53 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _label(r: dict) -> str:
+    name = r["method"] + (f" @ {r['reference']}" if r.get("reference") else "")
+    return name + (f" ({r['model_args']})" if r.get("model_args") else "")
+
+
 def print_table(results: list[dict]) -> None:
+    """One row per run, and the mean of every model over its seeds."""
     table = Table(title="Label-subset tasks, scored on the unlabelled frames")
-    for column in ("scene", "task", "method", "steps", "frames", "J", "F", "J&F", "mIoU", "fg mIoU", "wall (s)"):
+    columns = (
+        "scene",
+        "task",
+        "method",
+        "seed",
+        "steps",
+        "frames",
+        "J",
+        "F",
+        "J&F",
+        "mIoU",
+        "fg mIoU",
+        "PSNR",
+        "wall (s)",
+    )
+    for column in columns:
         table.add_column(column)
+    groups: dict[tuple, list[dict]] = {}
     for r in results:
-        s = r["scores"]
-        table.add_row(
-            Path(r["scene"]).name,
-            r["task"],
-            r["method"],
-            str(r.get("steps", "–")),
-            str(len(r["frames"])),
-            *(_fmt(s.get(k)) for k in SCORES),
-            f"{r['wall_s']:.0f}",
-        )
-    Console(width=max(CONSOLE.width, 150)).print(table)
+        groups.setdefault((Path(r["scene"]).name, r["task"], _label(r)), []).append(r)
+    for (scene, task, label), runs in groups.items():
+        rows = runs if len(runs) == 1 else [*runs, {"mean": True, "scores": _mean_scores(runs), **runs[0]}]
+        for r in rows:
+            s = r["scores"] if not r.get("mean") else _mean_scores(runs)
+            seed = "mean" if r.get("mean") else str(r.get("seed", "–"))
+            digits = [_fmt(s.get(k), 2 if k == "psnr" else 3) for k in SCORES]
+            wall = "–" if r.get("mean") else f"{r['wall_s']:.0f}"
+            table.add_row(scene, task, label, seed, str(r.get("steps", "–")), str(len(r["frames"])), *digits, wall)
+    Console(width=max(CONSOLE.width, 170)).print(table)
+
+
+def _job_key(job: dict) -> str:
+    """What identifies a run (``--resume`` skips those already in results.json)."""
+    return json.dumps({k: job.get(k) for k in ("scene", "task", "method", "seed", "reference", "model_args")})
+
+
+def _mean_scores(runs: list[dict]) -> dict:
+    keys = {k for r in runs for k in r["scores"]}
+    return {k: float(np.mean([r["scores"][k] for r in runs if k in r["scores"]])) for k in keys}
 
 
 def main(args: Args) -> None:
@@ -214,18 +353,27 @@ def main(args: Args) -> None:
     if unknown:
         raise SystemExit(f"unknown method or task: {unknown}; methods {METHODS}, tasks {TASKS}")
     if args.worker is not None:
-        job = json.loads(args.worker)
-        print(json.dumps(run_model(Path(job["scene"]), job["task"], job["method"], args.steps, args.output)))
+        print(json.dumps(run_model(json.loads(args.worker), args.steps, args.output, args.eval_every)))
         return
     args.output.mkdir(parents=True, exist_ok=True)
-    results = []
-    for scene in scenes_of(args):
-        for task in args.tasks:
-            for method in args.methods:
-                results.append(run_job({"scene": str(scene), "task": task, "method": method}, args))
-                scores = ", ".join(f"{k} {_fmt(results[-1]['scores'].get(k))}" for k in SCORES)
-                CONSOLE.print(f"{scene.name} {task} {method}: {scores}, {results[-1]['wall_s']:.0f} s", highlight=False)
-                (args.output / "results.json").write_text(json.dumps(results, indent=1))
+    results_path = args.output / "results.json"
+    done = json.loads(results_path.read_text()) if (args.resume and results_path.is_file()) else []
+    key = _job_key
+    finished = {key(r) for r in done}
+    todo = [job for job in jobs_of(args) if key(job) not in finished]
+    reference = export_revision(args.reference) if args.reference else None
+    results = list(done)
+
+    def run(job: dict) -> dict:
+        return run_job(job, args, reference if job.get("reference") else None)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
+        for result in pool.map(run, todo):
+            results.append(result)
+            scores = ", ".join(f"{k} {_fmt(result['scores'].get(k))}" for k in SCORES)
+            CONSOLE.print(f"{Path(result['scene']).name} {result['task']} {_label(result)} seed {result.get('seed', '–')}: "
+                          f"{scores}, {result['wall_s']:.0f} s", highlight=False)  # fmt: skip
+            results_path.write_text(json.dumps(results, indent=1))
     print_table(results)
 
 

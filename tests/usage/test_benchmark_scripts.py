@@ -82,32 +82,43 @@ def test_task_benchmark_scores_models_and_2d_baselines_on_the_unlabelled_frames(
     tiny_scene: Path, tmp_path: Path, run_cli
 ):
     run_cli(
-        sys.executable,
-        str(BENCHMARKS / "benchmark_tasks.py"),
-        "--no-demo",
-        "--data",
-        str(tiny_scene),
-        "--tasks",
-        "tracking-50",
-        "--steps",
-        "3",
-        "--output",
-        str(tmp_path),
-    )
+        sys.executable, str(BENCHMARKS / "benchmark_tasks.py"), "--no-demo", "--data", str(tiny_scene),
+        "--tasks", "tracking-first", "tracking-50", "--methods", "semantic-flow", "point-head", "copy", "flow",
+        "--steps", "3", "--output", str(tmp_path), "--parallel", "2", "--threads", "1",
+    )  # fmt: skip
     results = json.loads((tmp_path / "results.json").read_text())
-    methods = ["semantic-flow", "semantic-flow-detached", "semantic-flow-propagation", "point-head", "copy", "flow"]
-    assert [r["method"] for r in results] == methods
+    methods = ["semantic-flow", "point-head", "copy", "flow"]
+    assert [(r["task"], r["method"]) for r in results] == [
+        (t, m) for t in ("tracking-first", "tracking-50") for m in methods
+    ]
     for r in results:
-        assert r["task"] == "tracking-50" and r["frames"] == [4, 5, 6, 7], r["method"]
+        frames = [1, 2, 3, 4, 5, 6, 7] if r["task"] == "tracking-first" else [4, 5, 6, 7]
+        assert r["frames"] == frames, (r["task"], r["method"])
         for key in ("j", "f", "jf", "miou", "miou_fg"):
             assert 0.0 <= r["scores"][key] <= 1.0, (r["method"], key)
         assert r["wall_s"] > 0
-    models = {r["method"]: r for r in results[:4]}
-    assert all(r["steps"] == 3 for r in models.values())
-    for method in ("point-head", "semantic-flow-detached", "semantic-flow-propagation"):
-        assert list((tmp_path / "runs").glob(f"*-{method}/semantic-flow/*/config.yml")), f"{method} is its own run"
-    copy, flow = results[4]["scores"], results[5]["scores"]
-    assert flow["jf"] > copy["jf"], "on the demo's moving objects, following the flow beats copying the last labels"
+    models = [r for r in results if r["method"] in ("semantic-flow", "point-head")]
+    assert all(r["steps"] == 3 and r["seed"] == 0 for r in models)
+    assert list((tmp_path / "runs").glob("*-point-head-seed0/semantic-flow/*/config.yml")), "point-head is its own run"
+    by_method = {r["method"]: r["scores"] for r in results if r["task"] == "tracking-50"}
+    assert by_method["flow"]["jf"] > by_method["copy"]["jf"], "following the flow beats copying the last labels"
+
+
+def test_task_benchmark_runs_seeds_records_a_curve_and_resumes(tiny_scene: Path, tmp_path: Path, run_cli):
+    args = [sys.executable, str(BENCHMARKS / "benchmark_tasks.py"), "--no-demo", "--data", str(tiny_scene)]
+    args += ["--tasks", "tracking-50", "--methods", "semantic-flow", "--steps", "4", "--eval-every", "2"]
+    args += ["--output", str(tmp_path), "--threads", "1"]
+    output = run_cli(*args, "--seeds", "0", "1")
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["seed"] for r in results] == [0, 1]
+    for r in results:
+        assert [p["step"] for p in r["curve"]] == [2, 4]
+        assert r["curve"][0]["wall_s"] < r["curve"][1]["wall_s"] == r["train_s"]
+        assert r["curve"][1]["jf"] == r["scores"]["jf"]
+    assert "mean" in output.stdout
+    run_cli(*args, "--seeds", "0", "1", "2", "--resume")  # only seed 2 runs
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert [r["seed"] for r in again] == [0, 1, 2] and again[:2] == results
 
 
 def test_transfer_benchmark_compares_adapted_and_scratch_runs_multi_scene_and_removal(
