@@ -33,6 +33,8 @@ class VideoFrames:
     """One camera per frame, with ``times`` [num_frames, 1] in [0, 1], increasing."""
     labelled: Optional[list[bool]] = None
     """Whether training uses each frame's labels (None: not known)."""
+    withheld: list[int] = field(default_factory=list)
+    """Frames left out of training (``--withheld-frames``): no ray of theirs is trained on."""
 
     def __len__(self) -> int:
         return len(self.image_filenames)

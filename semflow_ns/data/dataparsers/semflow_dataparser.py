@@ -14,6 +14,7 @@ With no ``--data`` it uses the built-in demo scene, generated on first use.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,14 @@ from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from semflow_ns.data.dataparsers.metadata import VIDEO_FRAME_KEY, SceneInfo, VideoFrames
-from semflow_ns.data.dataparsers.splits import EvalSource, SplitOptions, describe_labels, eval_frames, training_frames
+from semflow_ns.data.dataparsers.splits import (
+    EvalSource,
+    SplitOptions,
+    describe_labels,
+    eval_frames,
+    training_frames,
+    withheld_indices,
+)
 from semflow_ns.data.demo import default_demo_dir, ensure_demo_scene
 from semflow_ns.data.format import FrameRecord, SceneDescription, load_scene
 
@@ -88,13 +96,23 @@ class SemanticFlowDataParserConfig(DataParserConfig):
     """Evaluated video frames for eval-source video, in the label-frames syntax (empty: use eval-interval)."""
     eval_view_set: str = ""
     """With held-out views: evaluate only the views of this group (the demo: nearby | novel; empty: all)."""
+    withheld_frames: str = ""
+    """Video frames left out of training, in the label-frames syntax (e.g. every:8+4; empty: none): none of
+    their rays is trained on and their neighbours' optical flow into them is dropped; the evaluation then
+    scores them (eval-source auto or withheld). They stay in the video's timeline, and the frame encoder (the
+    semantic branch's input) still sees their images."""
     box_margin: float = 1.0
     """Without a scene_box in transforms.json, the cameras' bounding box is grown by this times its size."""
 
     def split_options(self) -> SplitOptions:
         """The options that choose the frames of each split."""
         return SplitOptions(
-            self.label_frames, self.eval_source, self.eval_interval, self.eval_frames, self.eval_view_set
+            self.label_frames,
+            self.eval_source,
+            self.eval_interval,
+            self.eval_frames,
+            self.eval_view_set,
+            self.withheld_frames,
         )
 
 
@@ -111,12 +129,17 @@ def scene_outputs(
     """
     options = config.split_options()
     video_frames = training_frames(scene, options)
+    withheld = withheld_indices(scene, options)
     frames = video_frames if split == "train" else eval_frames(scene, options)
     box = torch.from_numpy(scene_bounds(scene, config.box_margin)).float()
+    labelled = [
+        f.semantics is not None for f in training_frames(scene, dataclasses.replace(options, withheld_frames=""))
+    ]
     video = VideoFrames(
         image_filenames=[f.image for f in scene.frames],
         cameras=frames_to_cameras(scene.frames),
-        labelled=[f.semantics is not None for f in video_frames],
+        labelled=labelled,  # as the label subset says: frames left out of training do not count as unlabelled
+        withheld=withheld,
     )
     info = SceneInfo(
         classes=list(scene.classes),
@@ -139,6 +162,7 @@ def scene_outputs(
             f"({', '.join(c.name for c in scene.classes)}); {describe_labels(video_frames, options)}"
             + ("; unbounded" if scene.unbounded else "")
             + ("; approximate poses (refined in training)" if scene.approximate_poses else "")
+            + (f"; {len(withheld)} frames left out of training (--withheld-frames)" if withheld else "")
         )
     cameras = frames_to_cameras(frames)
     # which video frame each camera is (-1: a held-out view); the model moves video frames to their refined

@@ -17,7 +17,7 @@ import numpy as np
 from semflow_ns.data.dataparsers.frame_selection import FrameSelectionError, parse_frame_set
 from semflow_ns.data.format import UNLABELLED_ID, FrameRecord, SceneDescription, SceneFormatError, read_label_image
 
-EvalSource = Literal["auto", "held-out", "video", "unlabelled"]
+EvalSource = Literal["auto", "held-out", "video", "unlabelled", "withheld"]
 """Where the val/test images come from (see :class:`SplitOptions`)."""
 
 
@@ -30,10 +30,14 @@ class SplitOptions:
             labels are used for training; the other frames keep RGB and flow but no labels.
         eval_source: ``held-out``: the scene's held-out views; ``video``: video frames (``eval_frames``, else
             every ``eval_interval``-th); ``unlabelled``: the video frames outside ``label_frames`` that have
-            ground-truth labels; ``auto``: held-out views when the scene has them, else ``video``.
+            ground-truth labels; ``withheld``: the frames of ``withheld_frames``; ``auto``: ``withheld`` when
+            frames are withheld, else held-out views when the scene has them, else ``video``.
         eval_interval: step between evaluated video frames for ``video`` when ``eval_frames`` is empty.
         eval_frames: frame set of the evaluated video frames for ``video`` (empty: use ``eval_interval``).
         eval_view_set: for ``held-out``, only the views whose ``view_set`` is this name (empty: every view).
+        withheld_frames: frame set of video frames left out of training (empty: none): no ray of theirs is
+            trained on and the optical flow of their neighbours into them is dropped; they stay in the video
+            (its timeline and the frame encoder's input), for measuring new views of the video's camera path.
     """
 
     label_frames: str = "all"
@@ -41,6 +45,7 @@ class SplitOptions:
     eval_interval: int = 8
     eval_frames: str = ""
     eval_view_set: str = ""
+    withheld_frames: str = ""
 
 
 def labelled_indices(scene: SceneDescription, options: SplitOptions) -> list[int]:
@@ -55,8 +60,31 @@ def without_labels(frame: FrameRecord, masks_from_labels: bool) -> FrameRecord:
     return dataclasses.replace(frame, semantics=None, instances=None, motion_mask=motion)
 
 
+def withheld_indices(scene: SceneDescription, options: SplitOptions) -> list[int]:
+    """Indices of the video frames left out of training (``options.withheld_frames``; none when empty)."""
+    if not options.withheld_frames.strip():
+        return []
+    withheld = parse_frame_set(options.withheld_frames, len(scene.frames), "--withheld-frames")
+    if len(withheld) == len(scene.frames):
+        raise FrameSelectionError(f"--withheld-frames {options.withheld_frames!r} leaves no frame to train on")
+    return withheld
+
+
+def _without_flow_into(frames: list[FrameRecord], withheld: list[int]) -> list[FrameRecord]:
+    """Frames whose optical flow toward a withheld frame is dropped (it was estimated from that frame's image)."""
+    out = list(frames)
+    for i in withheld:
+        out[i] = without_labels(out[i], masks_from_labels=False)
+        if i > 0:
+            out[i - 1] = dataclasses.replace(out[i - 1], flow_fwd=None)
+        if i + 1 < len(out):
+            out[i + 1] = dataclasses.replace(out[i + 1], flow_bwd=None)
+    return out
+
+
 def training_frames(scene: SceneDescription, options: SplitOptions) -> list[FrameRecord]:
-    """The whole video, with labels withheld from the frames outside ``options.label_frames``.
+    """The whole video, with labels withheld from the frames outside ``options.label_frames`` (and, for frames
+    left out of training with ``withheld_frames``, labels and the flow of their neighbours into them dropped).
 
     Raises:
         SceneFormatError: ``label_frames`` names frames, but none of them has labels (the task would train
@@ -76,10 +104,11 @@ def training_frames(scene: SceneDescription, options: SplitOptions) -> list[Fram
             f"{scene.root / 'transforms.json'}: frames: --label-frames {options.label_frames!r} keeps frame(s) "
             f"{names}, none of which has labels (semantics_path): the task leaves no labelled frame to train on"
         )
-    return [
+    frames = [
         frame if i in keep else without_labels(frame, scene.motion_masks_from_labels)
         for i, frame in enumerate(scene.frames)
     ]
+    return _without_flow_into(frames, withheld_indices(scene, options))
 
 
 def _video_eval_frames(scene: SceneDescription, options: SplitOptions) -> list[FrameRecord]:
@@ -156,7 +185,12 @@ def eval_frames(scene: SceneDescription, options: SplitOptions) -> list[FrameRec
     """
     source = options.eval_source
     if source == "auto":
-        source = "held-out" if scene.eval_frames else "video"
+        source = "withheld" if options.withheld_frames.strip() else ("held-out" if scene.eval_frames else "video")
+    if source == "withheld":
+        withheld = withheld_indices(scene, options)
+        if not withheld:
+            raise FrameSelectionError("--eval-source withheld needs --withheld-frames (e.g. every:8+4)")
+        return [scene.frames[i] for i in withheld]
     if source == "held-out":
         if not scene.eval_frames:
             raise SceneFormatError(

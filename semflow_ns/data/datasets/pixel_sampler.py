@@ -39,14 +39,18 @@ def sample_indices(
     dynamic_ray_fraction: float,
     device: Union[torch.device, str] = "cpu",
     groups: Optional[Int[Tensor, "num_images"]] = None,
+    allowed: Optional[Tensor] = None,
 ) -> Int[Tensor, "batch_size 3"]:
     """(image, y, x) indices of a batch: ``num_frames_per_batch`` random images (<= 0: all), a
     ``dynamic_ray_fraction`` of the rays on pixels whose ``motion`` [num_images, H, W, 1] is 1 (none when
     ``motion`` is None or the chosen images have no moving pixel), the rest uniform over the chosen images.
     With ``groups`` (the scene of each image in a multi-scene run) the images are spread over the groups: one
-    from each group before a second from any."""
-    num_frames = num_images if num_frames_per_batch <= 0 else min(num_frames_per_batch, num_images)
+    from each group before a second from any. With ``allowed`` (bool per image) only those images are drawn."""
+    candidates = num_images if allowed is None else int(allowed.sum())
+    num_frames = candidates if num_frames_per_batch <= 0 else min(num_frames_per_batch, candidates)
     frames = torch.randperm(num_images, device=device)
+    if allowed is not None:
+        frames = frames[allowed.to(device)[frames]]
     if groups is not None:
         member = torch.nn.functional.one_hot(groups.to(device)[frames].long())
         rank = (member.cumsum(0) * member).sum(-1)  # 1 for a group's first image in the random order, 2 ...
@@ -107,6 +111,7 @@ class SemanticFlowPixelSampler(PixelSampler):
             batch.get("motion"), num_rays_per_batch, num_images, image_height, image_width,
             config.num_frames_per_batch, config.dynamic_ray_fraction, batch["image"].device,
             batch["scene"][:, 0, 0, 0].long() if "scene" in batch else None,
+            batch["withheld"][:, 0, 0, 0] == 0 if "withheld" in batch else None,
         )  # fmt: skip
         return _ChosenIndices(config, indices).collate_image_dataset_batch(batch, num_rays_per_batch, keep_full_image)
 

@@ -36,6 +36,8 @@ class SemanticFlowDataset(InputDataset):
         flow_fwd / flow_bwd: [N, 2] float32 optical flow in pixels to the next / previous video frame.
         flow_fwd_valid / flow_bwd_valid: [N, 1] float32 forward-backward consistency (0 where unknown).
         scene: [N, 1] uint8 index of the image's scene. Only in multi-scene runs (at most 256 scenes).
+        withheld: [N, 1] uint8, 1 on video frames left out of training (the pixel sampler never draws them).
+            Only when the scene has such frames (``--withheld-frames``).
     """
 
     def __init__(self, dataparser_outputs: DataparserOutputs, scale_factor: float = 1.0):
@@ -46,6 +48,8 @@ class SemanticFlowDataset(InputDataset):
         # multi-scene runs: the scene of each image, for the pixel sampler (it spreads batches over the scenes)
         scenes = (self.cameras.metadata or {}).get(SCENE_KEY) if "semflow_scenes" in self.metadata else None
         self.scenes: Optional[torch.Tensor] = None if scenes is None else scenes[:, 0].to(torch.uint8)
+        video = self.metadata.get("semflow_video")
+        self.withheld_images = {video.image_filenames[i] for i in video.withheld} if video is not None else set()
 
     def _size(self, image_idx: int) -> tuple[int, int]:
         camera = self.cameras[image_idx]
@@ -101,4 +105,7 @@ class SemanticFlowDataset(InputDataset):
         out["flow_bwd"], out["flow_bwd_valid"] = self._flow(frame.flow_bwd, image_idx)
         if self.scenes is not None:
             out["scene"] = torch.full((*self._size(image_idx), 1), int(self.scenes[image_idx]), dtype=torch.uint8)
+        if self.withheld_images:
+            withheld = int(frame.image in self.withheld_images)
+            out["withheld"] = torch.full((*self._size(image_idx), 1), withheld, dtype=torch.uint8)
         return out

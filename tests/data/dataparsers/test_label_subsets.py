@@ -151,3 +151,22 @@ def test_an_object_no_labelled_frame_shows_stops_a_task_before_training(scene_co
     Image.fromarray(np.where(first == hidden, 0, first).astype(np.uint8)).save(scene.frames[0].instances)
     with pytest.raises(SceneFormatError, match=rf"instance id\(s\) \[{hidden}\] appear here but in none"):
         parse(scene_copy, split="val", label_frames="first:1", eval_source="unlabelled")
+
+
+def test_withheld_frames_are_left_out_of_training_and_scored(tiny_scene: Path) -> None:
+    """--withheld-frames: no ray of those frames is trained on, their neighbours' flow into them is dropped,
+    and the evaluation scores them; the label subset still decides which frames count as labelled."""
+    train = parse(tiny_scene, withheld_frames="every:4+2")
+    frames, video = train.metadata["semflow_frames"], train.metadata["semflow_video"]
+    assert video.withheld == [2, 6] and video.labelled == [True] * 8
+    assert frames[2].semantics is None and frames[6].semantics is None
+    assert frames[1].flow_fwd is None and frames[3].flow_bwd is None and frames[5].flow_fwd is None
+    assert frames[1].flow_bwd is not None and frames[3].flow_fwd is not None
+    dataset = SemanticFlowDataset(train)
+    assert [int(dataset.get_metadata({"image_idx": i})["withheld"].max()) for i in range(8)] == [0, 0, 1, 0, 0, 0, 1, 0]
+    val = parse(tiny_scene, split="val", withheld_frames="every:4+2")
+    scene = load_scene(tiny_scene)
+    assert val.image_filenames == [scene.frames[2].image, scene.frames[6].image]
+    with pytest.raises(FrameSelectionError, match="leaves no frame to train on"):
+        parse(tiny_scene, withheld_frames="all")
+    assert "withheld" not in SemanticFlowDataset(parse(tiny_scene)).get_metadata({"image_idx": 0})

@@ -157,3 +157,14 @@ def test_the_sampler_keeps_no_batch_state() -> None:
     before = dict(vars(sampler))
     sampler.sample(make_batch(moving_square()))
     assert vars(sampler).keys() == before.keys()
+
+
+def test_withheld_images_are_never_drawn():
+    batch = make_batch(motion=moving_square())
+    batch["withheld"] = torch.zeros(F, H, W, 1, dtype=torch.uint8)
+    batch["withheld"][[1, 4]] = 1
+    sampler = make_sampler(rays=512, frames=6)
+    drawn = set()
+    for _ in range(5):
+        drawn |= set(sampler.sample(batch)["image"][:, 0].long().tolist())
+    assert drawn == {0, 2, 3, 5}
