@@ -432,3 +432,20 @@ def test_the_default_model_follows_which_frames_have_labels(tiny_scene, label_fr
         ).model.config.semantic_propagation_loss_mult
         == 0.05
     )
+
+
+def test_renders_predict_semantics_only_where_the_render_shows_them(shared):
+    """Without a removal edit, a render runs the dynamic semantic head only on the samples whose compositing
+    weight is above MIN_OPACITY; the semantics it renders are those of running it on every sample any render
+    could show (what a removal edit needs), up to those samples' negligible share."""
+    _, pipeline = shared
+    model = copy.deepcopy(pipeline.model)
+    with torch.no_grad():
+        model.dynamic.field.density_mlp.layers[-1].bias[0] = 1.5  # a dynamic field that is seen
+    camera, _ = pipeline.datamanager.next_eval_image(0)
+    shown = model.get_outputs_for_camera(camera)
+    model.edit.removed_classes = {len(model.class_names) + 5}  # removes nothing, but selects like a removal
+    every = model.get_outputs_for_camera(camera)
+    assert torch.equal(shown["rgb"], every["rgb"])
+    assert torch.allclose(shown["semantics"], every["semantics"], atol=5e-3)
+    assert (shown["semantics"].argmax(-1) == every["semantics"].argmax(-1)).float().mean() > 0.99

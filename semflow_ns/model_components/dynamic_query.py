@@ -54,10 +54,12 @@ def semantic_sample_index(
 
     Args:
         weights: in training, the dynamic weights: the ``keep`` samples per ray with the largest ones are
-            chosen (every sample if ``keep`` is 0 or at least ``num_samples``); their weights carry almost
-            all of the rendered logits. Otherwise the dynamic opacities α_d: samples with α_d above
-            ``MIN_OPACITY`` are chosen; the others cannot contribute to any render (every dynamic weight
-            has a factor α_d).
+            chosen (every sample if ``keep`` is 0 or at least ``num_samples``); their weights carry most of
+            the rendered logits. At render time the samples whose value is above ``MIN_OPACITY``: given the
+            dynamic samples' compositing weights, those are the samples the render shows (the others add less
+            than ``MIN_OPACITY`` times their logits); given the dynamic opacities α_d (a removal edit, which
+            changes the weights), every sample that any render could show (every dynamic weight has a factor
+            α_d).
         keep: samples per ray in training (the ``semantic_samples`` option).
         training: which of the two rules applies.
     """

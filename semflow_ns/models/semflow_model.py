@@ -231,15 +231,19 @@ class SemanticFlowModel(Model):
                 fresh=query.frames[:, 0],
             )
         else:
-            opacity = 1.0 - torch.exp(-dynamic.density * ray_samples.deltas)
-            (logits,) = self.dynamic.logits((query, opacity))
             densities = (static.density, dynamic.density, dynamic.blend)
             if self.edit.removes:  # zero the density of removed samples before compositing (paper Fig. 1)
+                # every dynamic sample that could be seen once others are removed needs a prediction
+                opacity = 1.0 - torch.exp(-dynamic.density * ray_samples.deltas)
+                (logits,) = self.dynamic.logits((query, opacity))
                 visible = opacity > MIN_OPACITY  # the dynamic samples that have logits
                 densities = removed_densities(
                     self.edit, self.split_logits, static, dynamic, static_logits, logits, visible
                 )
-            weights = render_weights(ray_samples, *densities)
+                weights = render_weights(ray_samples, *densities)
+            else:  # only the samples that contribute to the render need a prediction
+                weights = render_weights(ray_samples, *densities)
+                (logits,) = self.dynamic.logits((query, weights.blended.dynamic))
             blend = densities[2]
         blended = weights.blended
 
