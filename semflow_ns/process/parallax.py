@@ -60,7 +60,9 @@ class RotationFit:
 
     focal: float
     k1: float
-    """SIMPLE_RADIAL distortion of the fitted calibration (principal point: the model's)."""
+    """SIMPLE_RADIAL distortion of the fitted calibration."""
+    principal_point: tuple[float, float]
+    """The model's principal point (kept)."""
     world_to_camera: dict[str, np.ndarray]
     """Per image name, the fitted rotation [3, 3] (OpenCV camera axes, world = the model's)."""
     rms_px: float
@@ -224,7 +226,13 @@ def measure_parallax(model: pycolmap.Reconstruction) -> Optional[Parallax]:
         np.concatenate(xy), np.concatenate(frames), track_index, start, (camera.width, camera.height), principal
     )
     sfm_rms = float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
-    fit = RotationFit(focal, k1, {im.name: r for im, r in zip(images, rotations, strict=True)}, _rms(residuals))
+    fit = RotationFit(
+        focal,
+        k1,
+        (float(principal[0]), float(principal[1])),
+        {im.name: r for im, r in zip(images, rotations, strict=True)},
+        _rms(residuals),
+    )
     return Parallax(
         median_triangulation_deg=float(np.median(_triangulation_angles(seen, centres))),
         baseline_ratio=extent / max(float(np.median(depth[depth > 0])) if (depth > 0).any() else math.inf, 1e-12),

@@ -1,8 +1,11 @@
-"""``semflow-process-data`` end to end: check every input, then SfM (or supplied poses), flow, and writing.
+"""``semflow-process-data`` end to end: check every input, then flow, poses (SfM or supplied), and writing.
 
 All inputs are read and checked (frames, label pairing, sizes, colours, poses files, output folder) before
-the slow stages start, so a bad input fails within seconds and names the file at fault. Each step returns
-its statistics; :func:`process` assembles them into the :class:`~semflow_ns.process.options.ProcessReport`.
+the slow stages start, so a bad input fails within seconds and names the file at fault. The optical flow and
+the flow motion masks of every frame are computed before the poses (the first SfM step tracks points through
+the flow, and the SIFT steps mask what the flow marks as moving) and written afterwards for the frames kept.
+Each step returns its statistics; :func:`process` assembles them into the
+:class:`~semflow_ns.process.options.ProcessReport`.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from rich.console import Console
 
 from semflow_ns.data.format import SceneFormatError
 from semflow_ns.data.producers.files import check_frame_count, list_images, pair_files
-from semflow_ns.data.producers.optical_flow import PRESETS
+from semflow_ns.data.producers.optical_flow import PRESETS, FrameFlow, estimate_video_flow
 from semflow_ns.process import ProcessError
 from semflow_ns.process.frames import InputFrame, read_folder, read_video
 from semflow_ns.process.label_input import LabelOptions, Labels, read_labels
+from semflow_ns.process.motion import motion_mask
 from semflow_ns.process.options import ProcessOptions, ProcessReport
 from semflow_ns.process.output import check_output, make_staging, publish
 from semflow_ns.process.pose_chain import POSE_FALLBACKS
@@ -113,6 +117,21 @@ def _supplied_poses(options: ProcessOptions, frames: list[InputFrame], total: in
     return from_transforms(path, frames, by_order=options.video is not None)
 
 
+def _flow(
+    frames: list[InputFrame], options: ProcessOptions, need_motion: bool, report: ProcessReport
+) -> tuple[list[FrameFlow], Optional[list]]:
+    """Optical flow of every frame read and, when ``need_motion``, its flow motion masks (timed in ``report``)."""
+    step = time.perf_counter()
+    flows = estimate_video_flow([f.rgb for f in frames], options.flow_preset, True, options.num_threads or None)
+    report.seconds["flow"] = time.perf_counter() - step
+    if not need_motion:
+        return flows, None
+    step = time.perf_counter()
+    motion = [motion_mask(flows, i) for i in range(len(frames))]
+    report.seconds["motion_masks"] = time.perf_counter() - step
+    return flows, motion
+
+
 def process(options: ProcessOptions, console: Console) -> ProcessReport:
     """Runs ``semflow-process-data``; returns its report.
 
@@ -136,21 +155,20 @@ def process(options: ProcessOptions, console: Console) -> ProcessReport:
     console.print(f"Read {len(frames)} of {total} input frames at {frames[0].rgb.shape[1]}x{frames[0].rgb.shape[0]} px")
     staging = make_staging(output)
     try:
+        flows, motion = _flow(frames, options, supplied is None or options.motion_masks == "flow", report)
         step = time.perf_counter()
-        geometry, poses = estimate_geometry(staging, frames, labels, supplied, options, console)
+        geometry, poses = estimate_geometry(staging, frames, labels, supplied, options, console, (flows, motion))
         report = dataclasses.replace(report, **{f.name: getattr(poses, f.name) for f in dataclasses.fields(poses)})
         report.seconds["poses"] = time.perf_counter() - step
         step = time.perf_counter()
-        files, report.flow_consistent_fraction, flows = write_flows(staging, geometry, options)
-        report.seconds["flow"] = time.perf_counter() - step
-        if options.motion_masks == "flow" and len(flows) > 1:
-            step = time.perf_counter()
-            masks, report.moving_fraction = write_motion_masks(staging, geometry, flows)
+        files, report.flow_consistent_fraction = write_flows(staging, geometry, flows)
+        if options.motion_masks == "flow" and motion is not None and len(geometry.frames) > 1:
+            masks, report.moving_fraction = write_motion_masks(staging, geometry, motion)
             files = [{**f, **m} for f, m in zip(files, masks, strict=True)]
             report.motion_masks = "flow"
-            report.seconds["motion_masks"] = time.perf_counter() - step
         elif options.motion_masks == "labels" and labels is not None:
             report.motion_masks = "labels"
+        report.seconds["write"] = time.perf_counter() - step
         scene_frames = write_frames(staging, geometry, labels, files, report.motion_masks == "labels")
         classes = scene_classes(labels)
         report.frames = len(scene_frames)
