@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 import numpy as np
 import pycolmap
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 
 from semflow_ns.process.observations import model_observations
 from semflow_ns.process.rotation_only import fit_rotation
@@ -50,6 +50,8 @@ MAX_POINTS = 1500
 """The figures are computed on at most this many points (every k-th by id), to bound the time (about 1 s)."""
 MIN_RESIDUAL_PX = 0.05
 """Floor of the SfM residual in the ratio: tracks are not more precise than this."""
+MAX_K1 = 0.5
+"""Radial distortion searched by the rotation-only fit: |k1| up to this."""
 ALTERNATIONS = 4
 """Rotation / direction alternations per evaluation of a calibration."""
 
@@ -152,9 +154,9 @@ def fit_rotation_only(
     """The calibration (focal, k1) and rotations for which rotation alone best explains the observations.
 
     Observation ``n`` is pixel ``xy[n]`` of track ``tracks[n]`` in frame ``frames[n]``; ``start`` [F, 3, 3] are the
-    initial world-to-camera rotations. The focal length is searched over horizontal fields of view of about
-    14-120 degrees and k1 over [-0.5, 0.5] (coordinate descent: focal, k1, focal). Returns (focal, k1,
-    rotations [F, 3, 3], residuals [N] in px).
+    initial world-to-camera rotations. The focal length is first searched alone over horizontal fields of view
+    of about 14-120 degrees, then together with k1 (|k1| <= ``MAX_K1``, Nelder-Mead), minimising the RMS
+    residual. Returns (focal, k1, rotations [F, 3, 3], residuals [N] in px).
     """
     longer = float(max(size))
 
@@ -171,10 +173,14 @@ def fit_rotation_only(
         return math.exp(float(found.x))
 
     focal = best_focal(0.0)
-    k1 = float(
-        minimize_scalar(lambda k: cost(focal, k), bounds=(-0.5, 0.5), method="bounded", options={"xatol": 0.01}).x
-    )
-    focal = best_focal(k1)
+    found = minimize(  # focal length and distortion trade off along a valley: search both at once from there
+        lambda p: cost(math.exp(p[0]), float(np.clip(p[1], -MAX_K1, MAX_K1))) + max(0.0, abs(p[1]) - MAX_K1),
+        np.array([math.log(focal), 0.0]),
+        method="Nelder-Mead",
+        options={"initial_simplex": [[math.log(focal), 0.0], [math.log(focal) + 0.1, 0.0], [math.log(focal), 0.1]],
+                 "xatol": 0.002, "fatol": 1e-4, "maxfev": 120},
+    )  # fmt: skip
+    focal, k1 = math.exp(float(found.x[0])), float(np.clip(found.x[1], -MAX_K1, MAX_K1))
     residuals, rotations = _rotation_residuals(xy, frames, tracks, start, (focal, k1, centre))
     return focal, k1, rotations, residuals
 
