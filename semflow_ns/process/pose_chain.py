@@ -17,8 +17,8 @@ SfM steps, triangulate at least ``MIN_POINTS`` points and pass the parallax guar
 ``rotation-only``
     The last resort: rotations without translation. After an ``sfm-flow`` model without parallax, the rotations
     and the focal length / distortion of the best rotation-only fit to its tracks (the parallax guard's own fit);
-    otherwise :mod:`semflow_ns.process.rotation_only` (tracked static corners, focal length from that fit, a
-    plausible partial model, or a field-of-view prior). Always gives every frame a pose unless the input has
+    otherwise :mod:`semflow_ns.process.rotation_only` (tracked static corners; focal length from the guard's fit
+    to the last SfM model rejected for want of parallax, a plausible partial model, or a field-of-view prior). Always gives every frame a pose unless the input has
     nothing static to track; the scene is marked ``approximate_poses``.
 
 ``--pose-fallback sfm-only`` runs only ``sfm`` and ``sfm-flow-only`` only ``sfm-flow``; both fail when it fails.
@@ -135,6 +135,33 @@ def _fit_intrinsics(figures: Parallax, width: int, height: int) -> Intrinsics:
     return Intrinsics(fl_x=fit.focal, fl_y=fit.focal, cx=cx, cy=cy, w=width, h=height, k1=fit.k1)
 
 
+def _fitted_rotations(
+    inputs: ChainInputs, attempts: list[PoseAttempt], figures: Parallax, models: list, start: float
+) -> PoseResult:
+    """rotation-only poses from the parallax guard's rotation-only fit to a model of every frame: its calibration
+    when plausible, else the usual focal-length source with the rotations fitted again under it."""
+    names = inputs.names
+    height, width = inputs.rgb[0].shape[:2]
+    intrinsics = _fit_intrinsics(figures, width, height)
+    rotations = figures.rotation.world_to_camera
+    source = f"fitted to the tracks ({intrinsics.fl_x:.0f} px, k1 {intrinsics.k1:.2f})"
+    if not is_plausible(intrinsics):
+        fov = horizontal_fov_degrees(intrinsics)
+        intrinsics, prior = _focal_source(models, width, height)
+        rotations = figures.rotation.rotations_for(intrinsics.fl_x, intrinsics.k1)
+        source = f"from the {prior} (the fit's {fov:.0f} deg is implausible)"
+    c2w = np.tile(np.eye(4), (len(names), 1, 1))
+    for i, name in enumerate(names):
+        c2w[i, :3, :3] = rotations[name].T
+    c2w[:, :3, 1:3] *= -1.0  # OpenCV -> OpenGL camera axes
+    note = f"rotations fitted to the {attempts[-1].step} tracks, focal length {source}"
+    attempts.append(PoseAttempt("rotation-only", len(names), time.perf_counter() - start, note=note))
+    return PoseResult(
+        "rotation-only", c2w, intrinsics, None, 0, len(names) - 1, [], len(names), figures.rotation.rms_px,
+        approximate=True, attempts=attempts, parallax=figures.as_dict(),
+    )  # fmt: skip
+
+
 def _rotation_step(
     inputs: ChainInputs, attempts: list[PoseAttempt], figures: Optional[Parallax], models: list, console: Console
 ) -> PoseResult:
@@ -146,20 +173,12 @@ def _rotation_step(
     start = time.perf_counter()
     names = inputs.names
     height, width = inputs.rgb[0].shape[:2]
-    fitted = None if figures is None else _fit_intrinsics(figures, width, height)
-    if figures is not None and fitted is not None and set(names) <= set(figures.rotation.world_to_camera):
-        c2w = np.tile(np.eye(4), (len(names), 1, 1))
-        for i, name in enumerate(names):
-            c2w[i, :3, :3] = figures.rotation.world_to_camera[name].T
-        c2w[:, :3, 1:3] *= -1.0  # OpenCV -> OpenGL camera axes
-        note = f"rotations and focal length ({fitted.fl_x:.0f} px, k1 {fitted.k1:.2f}) fitted to the sfm-flow tracks"
-        attempts.append(PoseAttempt("rotation-only", len(names), time.perf_counter() - start, note=note))
-        return PoseResult(
-            "rotation-only", c2w, fitted, None, 0, len(names) - 1, [], len(names), figures.rotation.rms_px,
-            approximate=True, attempts=attempts, parallax=figures.as_dict(),
-        )  # fmt: skip
-    if fitted is not None and is_plausible(fitted):
-        intrinsics, source = fitted, "rotation-only fit to the sfm-flow tracks"
+    if figures is not None and set(names) <= set(figures.rotation.world_to_camera):
+        return _fitted_rotations(inputs, attempts, figures, models, start)
+    fits = [(a, _fit_intrinsics(a.figures, width, height)) for a in attempts if a.figures is not None]
+    fits = [(a, fit) for a, fit in fits if is_plausible(fit) and a.figures is not None and a.figures.failure()]
+    if fits:
+        intrinsics, source = fits[-1][1], f"rotation-only fit to the {fits[-1][0].step} model's tracks"
     else:
         intrinsics, source = _focal_source(models, width, height)
     console.print(f"[yellow]Rotation-only poses from static features, focal length from the {source}.[/yellow]")
