@@ -29,7 +29,7 @@ POSE_STEP_NAMES = {
     "sfm-subsampled": "pycolmap SfM on one frame in 3, relaxed thresholds, others interpolated",
     "sfm-relaxed": "pycolmap SfM, relaxed thresholds",
     "sfm-merged": "pycolmap SfM, partial models joined",
-    "rotation-only": "rotation only, from static features",
+    "rotation-only": "rotation only",
 }
 
 

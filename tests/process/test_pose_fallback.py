@@ -302,9 +302,8 @@ def test_chain_sfm_only_fails_like_plain_sfm(synthetic_model, monkeypatch, tmp_p
 
 @pytest.mark.slow
 def test_real_panning_clip_gets_a_full_scene(davis_sweep, cli, snapshot, tmp_path: Path) -> None:
-    """DAVIS kite-surf (a camera following a surfer from one place): plain SfM registers only a few frames;
-    the chain still writes a scene. Which fallback step wins varies between runs (pycolmap's matching and
-    mapping are not deterministic), so the test checks what every outcome must satisfy."""
+    """DAVIS kite-surf (a camera following a surfer over the sea): the chain writes a scene whatever it decides,
+    starting with flow-track SfM, and reports why a step was not used."""
     clip = davis_sweep("kite-surf")
     before = snapshot(clip)
     out = tmp_path / "scene"
@@ -314,10 +313,13 @@ def test_real_panning_clip_gets_a_full_scene(davis_sweep, cli, snapshot, tmp_pat
     assert snapshot(clip) == before
     report = json.loads((out / "transforms.json").read_text())["processing"]
     attempts = report["pose_attempts"]
-    assert attempts[0]["step"] == "sfm" and attempts[0]["registered"] < 16 and "error" in attempts[0]
-    assert report["pose_step"] == attempts[-1]["step"] != "sfm" and "error" not in attempts[-1]
+    assert attempts[0]["step"] == "sfm-flow" and report["pose_step"] == attempts[-1]["step"]
+    assert all("error" in a for a in attempts[:-1]) and "error" not in attempts[-1]
+    if report["pose_step"] == "rotation-only" and "parallax" in attempts[0]:
+        assert "parallax" in attempts[0]["error"] and len(attempts) == 2  # SIFT steps skipped
     scene = load_scene(out)
-    assert scene.approximate_poses == (report["pose_step"] == "rotation-only") == report["approximate_poses"]
+    approximate = report["pose_step"] == "rotation-only" or bool(report["interpolated"])
+    assert scene.approximate_poses == approximate == report["approximate_poses"]
     assert len(scene.frames) >= 16 and report["registered"] >= 3
     assert sum(a["seconds"] for a in attempts) < 300
 
