@@ -167,3 +167,17 @@ def test_camera_that_only_turns_goes_to_rotation_only(cli, tmp_path: Path) -> No
     angle = np.degrees(np.arccos(np.clip((np.trace(turned.T @ true_turn) - 1) / 2, -1, 1)))
     assert angle < 2.0 and np.allclose(c2w[:, :3, 3], c2w[0, :3, 3])
     assert all(f.sparse_depth is None for f in scene.frames) and not (out / "colmap").exists()
+
+
+def test_sift_masks_come_from_the_flow_without_labels(tmp_path: Path) -> None:
+    """Without labels the SIFT steps (and rotation-only corners) leave out what the flow marks moving; with
+    labels the labels decide, and the flow tracks avoid both."""
+    from semflow_ns.process.writing import _sfm_masks
+
+    motion = np.zeros((200, 300), np.uint8)
+    motion[50:100, 50:100] = 255
+    images = [tmp_path / "a.png"]
+    unlabelled, tracks = _sfm_masks(images, None, [motion])
+    assert unlabelled[0] is not None and not unlabelled[0][75, 75] and unlabelled[0][150, 250]
+    np.testing.assert_array_equal(tracks[0], unlabelled[0])
+    assert _sfm_masks(images, None, None) == ([None], [])

@@ -14,6 +14,7 @@ from rich.console import Console
 from scipy.spatial.transform import Rotation
 
 from semflow_ns.data.format import Intrinsics, load_scene
+from semflow_ns.data.producers.optical_flow import FrameFlow
 from semflow_ns.process import ProcessError, pose_chain, sift_steps
 from semflow_ns.process.parallax import MIN_ROTATION_RATIO
 from semflow_ns.process.pose_chain import POSE_STEPS
@@ -361,3 +362,24 @@ def test_subsampled_step_maps_one_frame_in_three_and_interpolates(monkeypatch, t
     truth = np.stack([opengl_camera_to_world(whole.images[whole.find_image_with_name(n).image_id]) for n in names])
     np.testing.assert_allclose(result.camera_to_world[::3], truth[:22:3], atol=1e-9)
     assert (tmp_path / "sparse").is_dir() and not (tmp_path / "subsampled").exists()
+
+
+def test_flow_step_without_a_static_region_falls_through_to_sift(synthetic_model, monkeypatch, tmp_path: Path) -> None:
+    """Flow everywhere but nothing static to track: sfm-flow records why and the SIFT steps take over."""
+    monkeypatch.setattr(sift_steps, "prepare_database", lambda *args: tmp_path / "database.db")
+    monkeypatch.setattr(
+        sift_steps, "map_database", lambda db, images, output, *a, **k: output.mkdir() or {0: synthetic_model}
+    )
+    names = [im.name for im in sorted(synthetic_model.images.values(), key=lambda im: im.image_id)]
+    flow = np.zeros((120, 160, 2), np.float32)
+    valid = np.ones((120, 160), bool)
+    flows = [FrameFlow(flow, valid, flow, valid) for _ in names]
+    rgb = [np.zeros((120, 160, 3), np.uint8)] * len(names)
+    nothing = [np.zeros((120, 160), bool)] * len(names)
+    inputs = pose_chain.ChainInputs(tmp_path, tmp_path, names, tmp_path, rgb, [None] * len(names), flows, nothing)
+    settings = {"camera_model": "SIMPLE_RADIAL", "num_threads": 1, "max_num_features": 100}
+    result = pose_chain.estimate_poses(inputs, settings, 0.8, "auto", Console(file=io.StringIO()))
+    assert [a.step for a in result.attempts] == ["sfm-flow", "sfm"] and result.step == "sfm"
+    assert result.attempts[0].error == "only 0 static tracks (at least 100 needed): no usable static region"
+    with pytest.raises(ProcessError, match="sfm-flow failed: only 0 static tracks"):
+        pose_chain.estimate_poses(inputs, settings, 0.8, "sfm-flow-only", Console(file=io.StringIO()))
