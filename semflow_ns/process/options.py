@@ -41,8 +41,8 @@ class ProcessOptions:
     poses: Optional[Path] = None
     """Known cameras instead of SfM: a nerfstudio transforms.json or an LLFF poses_bounds.npy."""
     bounds: Optional[tuple[float, float]] = None
-    """NEAR FAR scene depth range in the units of --poses transforms.json when it has no point cloud, and of
-    rotation-only poses (cameras at the origin; default 0.1 100)."""
+    """NEAR FAR scene depth range in the units of --poses transforms.json when it has no point cloud (default
+    0.1 100), and of rotation-only poses (cameras at one point; default 1 20)."""
     max_size: int = 480
     """Shrink frames so that the longer side is at most this many pixels (0: keep the input size). 480 is what the
     benchmarks use: the frame encoder works at 256 px anyway, and SfM and flow time grow with the size."""
@@ -63,10 +63,11 @@ class ProcessOptions:
     """A pose step must register at least this fraction of the frames, else the next step of the fallback chain
     runs (--pose-fallback sfm-only: fail). Unregistered frames at the ends are dropped, interior ones get
     interpolated poses."""
-    pose_fallback: Literal["auto", "sfm-only"] = "auto"
-    """auto: when SfM registers too few frames, retry with relaxed thresholds on one frame in 3 and on all frames,
-    join partial models, and as a last resort use rotation-only poses from static features (marked
-    approximate_poses); sfm-only: fail."""
+    pose_fallback: Literal["auto", "sfm-only", "sfm-flow-only"] = "auto"
+    """auto: SfM on tracks through the optical flow; when it gives no model, SIFT SfM, retried with relaxed
+    thresholds on one frame in 3 and on all frames, and partial models joined; when the camera only turns, or as
+    a last resort, rotation-only poses (marked approximate_poses). sfm-only / sfm-flow-only: that SfM step alone,
+    failing when it fails."""
     flow_preset: Literal["ultrafast", "fast", "medium"] = "medium"
     """OpenCV DIS optical-flow preset."""
     motion_masks: Literal["flow", "labels", "none"] = "flow"
@@ -92,18 +93,22 @@ class PoseStats:
 
     pose_source: str = "sfm"
     pose_step: Optional[str] = None
-    """Which step gave the poses: sfm, sfm-subsampled, sfm-relaxed, sfm-merged, rotation-only (see pose_chain),
-    or supplied."""
+    """Which step gave the poses: sfm-flow, sfm, sfm-subsampled, sfm-relaxed, sfm-merged, rotation-only (see
+    pose_chain), or supplied."""
     approximate_poses: bool = False
-    """True for rotation-only poses: the model should refine them in training."""
+    """True for rotation-only poses and for SfM poses with interpolated frames: the model refines them."""
     pose_attempts: list[dict] = field(default_factory=list)
-    """Per step tried: step, registered (frames), seconds, and error when the step was not accepted."""
+    """Per step tried: step, registered (frames), seconds, error when the step was not accepted, note, the
+    parallax guard's figures of its model (parallax) and, for sfm-flow, where the time went (timing)."""
     registered: Optional[int] = None
     trimmed: int = 0
     interpolated: list[str] = field(default_factory=list)
     reprojection_error_px: Optional[float] = None
-    """SfM: mean reprojection error; rotation-only: mean residual of the static tracks under the pair rotations."""
+    """SfM: mean reprojection error; rotation-only: residual of the static tracks under the fitted rotations."""
     points: Optional[int] = None
+    parallax: Optional[dict] = None
+    """The parallax guard's figures of the model used (median_triangulation_deg, baseline_ratio,
+    rotation_ratio); for rotation-only, of the flow-track model that failed the guard, when there was one."""
 
 
 @dataclass(kw_only=True)

@@ -35,6 +35,12 @@ FOV_PRIOR_DEGREES = 57.0
 phone main cameras and consumer camcorders (about 50-65 degrees for the long side of a 16:9 video)."""
 PLAUSIBLE_FOV_DEGREES = (20.0, 110.0)
 """A focal length from a partial SfM model is used only when its horizontal field of view lies in this range."""
+DEPTH_PRIOR = (1.0, 20.0)
+"""Near and far depth of a scene with rotation-only poses (unless ``--bounds`` is given). A camera that only
+turns tells nothing about depth, so only the ratio matters: the written world puts the nearest content at about
+1 and samples densely out to 20 times that, in disparity, with everything farther contracted by the model. The
+scene box then spans the frustums out to 20 (about 22 units across at a 57 degree field of view, instead of the
++-900 units that a 0.1-100 range gave)."""
 MIN_PAIR_INLIERS = 20
 """A frame pair needs this many static tracks consistent with one homography to give a rotation."""
 MIN_STATIC_FRACTION = 0.02

@@ -1,9 +1,12 @@
-"""``semflow-process-data`` end to end: check every input, then SfM (or supplied poses), flow, motion masks,
-objects from motion (videos without labels), and writing.
+"""``semflow-process-data`` end to end: check every input, then flow, poses (SfM or supplied), objects from
+motion (videos without labels), and writing.
 
 All inputs are read and checked (frames, label pairing, sizes, colours, poses files, output folder) before
-the slow stages start, so a bad input fails within seconds and names the file at fault. Each step returns
-its statistics; :func:`process` assembles them into the :class:`~semflow_ns.process.options.ProcessReport`.
+the slow stages start, so a bad input fails within seconds and names the file at fault. The optical flow and
+the flow motion masks of every frame are computed before the poses (the first SfM step tracks points through
+the flow, and the SIFT steps mask what the flow marks as moving) and written afterwards for the frames kept.
+Each step returns its statistics; :func:`process` assembles them into the
+:class:`~semflow_ns.process.options.ProcessReport`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from rich.console import Console
 
 from semflow_ns.data.format import SceneFormatError
 from semflow_ns.data.producers.files import check_frame_count, list_images, pair_files
-from semflow_ns.data.producers.optical_flow import PRESETS, FrameFlow
+from semflow_ns.data.producers.optical_flow import PRESETS, FrameFlow, estimate_video_flow
 from semflow_ns.process import ProcessError
 from semflow_ns.process.frames import InputFrame, pick_step, read_folder, selection_message
 from semflow_ns.process.label_input import LabelOptions, Labels, read_labels
+from semflow_ns.process.motion import motion_mask
 from semflow_ns.process.options import ProcessOptions, ProcessReport
 from semflow_ns.process.output import check_output, make_staging, publish
 from semflow_ns.process.pose_chain import POSE_FALLBACKS
@@ -33,7 +37,6 @@ from semflow_ns.process.writing import (
     Geometry,
     estimate_geometry,
     motion_labels,
-    motion_masks,
     scene_classes,
     write_flows,
     write_frames,
@@ -147,34 +150,48 @@ def _supplied_poses(options: ProcessOptions, frames: list[InputFrame], total: in
     return from_transforms(path, frames, by_order=options.video is not None)
 
 
+def _flow(
+    frames: list[InputFrame], options: ProcessOptions, need_motion: bool, report: ProcessReport
+) -> tuple[list[FrameFlow], Optional[list]]:
+    """Optical flow of every frame read and, when ``need_motion``, its flow motion masks (timed in ``report``)."""
+    step = time.perf_counter()
+    flows = estimate_video_flow([f.rgb for f in frames], options.flow_preset, True, options.num_threads or None)
+    report.seconds["flow"] = time.perf_counter() - step
+    if not need_motion:
+        return flows, None
+    step = time.perf_counter()
+    motion = [motion_mask(flows, i) for i in range(len(frames))]
+    report.seconds["motion_masks"] = time.perf_counter() - step
+    return flows, motion
+
+
 def _motion_steps(
     staging: Path,
     geometry: Geometry,
     flows: list[FrameFlow],
+    motion: Optional[list],
     files: list[dict[str, Path]],
     labels: Optional[Labels],
     options: ProcessOptions,
     report: ProcessReport,
     console: Console,
 ) -> tuple[list[dict[str, Path]], Optional[Labels]]:
-    """Motion masks from the flow and, for a video without labels, objects from motion; returns the files of
-    each frame with the motion masks added, and the labels (those given, or those found from motion)."""
+    """Writes the motion masks from the flow and, for a video without labels, finds objects from motion; returns
+    the files of each frame with the motion masks added, and the labels (those given, or those found from
+    motion). ``flows`` and ``motion``: of every frame read."""
     from_motion = labels is None and options.objects_from_motion
-    if len(flows) < 2 or not (options.motion_masks == "flow" or from_motion):
+    if motion is None or len(geometry.frames) < 2 or not (options.motion_masks == "flow" or from_motion):
         report.motion_masks = "labels" if options.motion_masks == "labels" and labels is not None else "none"
         return files, labels
-    step = time.perf_counter()
-    masks = motion_masks(geometry, flows)
     if options.motion_masks == "flow":
-        written, report.moving_fraction = write_motion_masks(staging, geometry, masks)
+        written, report.moving_fraction = write_motion_masks(staging, geometry, motion)
         files = [{**f, **m} for f, m in zip(files, written, strict=True)]
         report.motion_masks = "flow"
     elif options.motion_masks == "labels" and labels is not None:
         report.motion_masks = "labels"
-    report.seconds["motion_masks"] = time.perf_counter() - step
     if from_motion:
         step = time.perf_counter()
-        labels = motion_labels(geometry, flows, masks, console)
+        labels = motion_labels(geometry, flows, motion, console)
         report.moving_objects = 0 if labels is None else len(labels.instances)
         report.seconds["objects"] = time.perf_counter() - step
     return files, labels
@@ -205,14 +222,17 @@ def process(options: ProcessOptions, console: Console) -> ProcessReport:
     console.print(f"Read {len(frames)} of {report.input_frames} input frames at {size}")
     staging = make_staging(output)
     try:
+        from_motion = labels is None and options.objects_from_motion
+        need_motion = supplied is None or options.motion_masks == "flow" or from_motion
+        flows, motion = _flow(frames, options, need_motion, report)
         step = time.perf_counter()
-        geometry, poses = estimate_geometry(staging, frames, labels, supplied, options, console)
+        geometry, poses = estimate_geometry(staging, frames, labels, supplied, options, console, (flows, motion))
         report = dataclasses.replace(report, **{f.name: getattr(poses, f.name) for f in dataclasses.fields(poses)})
         report.seconds["poses"] = time.perf_counter() - step
         step = time.perf_counter()
-        files, report.flow_consistent_fraction, flows = write_flows(staging, geometry, options)
-        report.seconds["flow"] = time.perf_counter() - step
-        files, labels = _motion_steps(staging, geometry, flows, files, labels, options, report, console)
+        files, report.flow_consistent_fraction = write_flows(staging, geometry, flows)
+        files, labels = _motion_steps(staging, geometry, flows, motion, files, labels, options, report, console)
+        report.seconds["write"] = time.perf_counter() - step
         scene_frames = write_frames(staging, geometry, labels, files, report.motion_masks == "labels")
         classes = scene_classes(labels)
         report.frames = len(scene_frames)

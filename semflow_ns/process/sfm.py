@@ -11,7 +11,7 @@ camera-to-world by inverting and negating the camera y and z axes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -21,9 +21,15 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from semflow_ns.data.format import Intrinsics
 from semflow_ns.process import ProcessError
+from semflow_ns.process.observations import Observations, model_observations
 
 CAMERA_MODELS = ("SIMPLE_RADIAL", "SIMPLE_PINHOLE", "PINHOLE", "RADIAL", "OPENCV")
 """COLMAP camera models that map onto the scene format's pinhole + OpenCV distortion intrinsics."""
+
+SEED = 0
+"""Random seed of RANSAC and mapping: the same clip gives the same poses."""
+MAPPING_THREADS = 1
+"""Threads of incremental mapping: pycolmap's mapping is deterministic only on one."""
 
 ADVICE = (
     "What to try: a clip in which the camera moves (translates) more - SfM needs parallax, a static camera or "
@@ -47,6 +53,10 @@ class SfmResult:
     reprojection_error: float
     """Mean reprojection error in pixels."""
     num_models: int
+    model: Optional[pycolmap.Reconstruction] = None
+    """The model the poses came from (the largest one, for joined models), for the parallax guard."""
+    observations: dict[int, Observations] = field(default_factory=dict)
+    """Per registered frame (index into the frames) its triangulated keypoints, in the poses' world."""
 
 
 def intrinsics_from_camera(camera: pycolmap.Camera) -> Intrinsics:
@@ -100,9 +110,12 @@ def prepare_database(work: Path, image_dir: Path, mask_dir: Path, names: Sequenc
     pairing = pycolmap.SequentialPairingOptions()
     pairing.overlap = 10
     pairing.loop_detection = False
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = SEED  # each pair's RANSAC is seeded: the same matches whatever the threads
     pycolmap.match_sequential(
-        str(database), matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
-    )
+        str(database), matching_options=matching, pairing_options=pairing, verification_options=verification,
+        device=pycolmap.Device.cpu,
+    )  # fmt: skip
     return database
 
 
@@ -115,10 +128,15 @@ def map_database(
 ) -> dict:
     """Incremental mapping of ``database`` into ``output`` (created); returns pycolmap's ``{id: Reconstruction}``.
 
-    Without ``configure`` this is the measured default recipe; ``configure`` may change the options first.
+    Without ``configure`` this is the measured default recipe with a fixed random seed (``SEED``); ``configure``
+    may change the options first. pycolmap's incremental mapping is deterministic only on one thread (with
+    several, relaxed SfM on the synthetic pure pan of the tests kept all 8 frames in about 1 run in 40), which
+    is what the pose chain uses (``MAPPING_THREADS``).
     """
+    pycolmap.set_random_seed(SEED)
     mapping = pycolmap.IncrementalPipelineOptions()
     mapping.num_threads = num_threads
+    mapping.random_seed = SEED
     if configure is not None:
         configure(mapping)
     output.mkdir(exist_ok=True)
@@ -135,6 +153,7 @@ def result_from_models(models: dict, names: Sequence[str]) -> SfmResult:
         raise ProcessError(f"structure from motion registered no frames (no initial image pair found). {ADVICE}")
     best = max(models.values(), key=lambda rec: rec.num_reg_images())
     by_name = {image.name: image for image in best.images.values() if image.has_pose}
+    seen = model_observations(best)
     c2w = np.full((len(names), 4, 4), np.nan)
     for i, name in enumerate(names):
         if name in by_name:
@@ -147,6 +166,8 @@ def result_from_models(models: dict, names: Sequence[str]) -> SfmResult:
         points=points,
         reprojection_error=float(best.compute_mean_reprojection_error()),
         num_models=len(models),
+        model=best,
+        observations={i: seen[name] for i, name in enumerate(names) if name in seen},
     )
 
 

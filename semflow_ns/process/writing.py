@@ -28,7 +28,7 @@ from semflow_ns.data.format import (
     load_scene,
     save_scene,
 )
-from semflow_ns.data.producers.optical_flow import FrameFlow, estimate_video_flow
+from semflow_ns.data.producers.optical_flow import FrameFlow
 from semflow_ns.data.producers.point_cloud import POINT_CLOUD_FILE, point_colors, write_point_cloud
 from semflow_ns.data.producers.scene_files import consistent_fraction, write_flow_files, write_frame_files
 from semflow_ns.data.producers.scene_geometry import (
@@ -36,13 +36,17 @@ from semflow_ns.data.producers.scene_geometry import (
     forward_facing_normalization,
     unbounded_scene_range,
 )
+from semflow_ns.process.flow_tracks import static_for_tracking
 from semflow_ns.process.frames import InputFrame, frame_times
 from semflow_ns.process.label_input import Labels, palette
-from semflow_ns.process.motion import motion_mask
 from semflow_ns.process.objects import ObjectOptions, find_objects, object_labels
+from semflow_ns.process.observations import Observations
 from semflow_ns.process.options import PoseStats, ProcessOptions, ProcessReport
-from semflow_ns.process.pose_chain import ChainInputs, estimate_poses
+from semflow_ns.process.pose_chain import estimate_poses
+from semflow_ns.process.pose_steps import ChainInputs
 from semflow_ns.process.poses_input import DEFAULT_BOUNDS, SuppliedPoses
+from semflow_ns.process.rotation_only import DEPTH_PRIOR
+from semflow_ns.process.sparse_depth import write_sparse_depths
 
 
 @dataclass
@@ -60,6 +64,8 @@ class Geometry:
     far: float
     transform: np.ndarray
     """[4, 4] similarity from the SfM / supplied world to the normalised one."""
+    sparse_depths: list[dict[str, Path]] = dataclasses.field(default_factory=list)
+    """Per kept frame, its sparse-depth file (FrameRecord keyword arguments; empty without an exact SfM pose)."""
     points: Optional[np.ndarray] = None
     """[M, 3] SfM / supplied points in the normalised world (None without points)."""
 
@@ -95,6 +101,19 @@ def _colmap_masks(folder: Path, images: list[Path], static: list[Optional[np.nda
         Image.fromarray(keep.astype(np.uint8) * 255).save(folder / f"{image.name}.png")
 
 
+def _sfm_masks(
+    images: list[Path], labels: Optional[Labels], motion: Optional[list[np.ndarray]]
+) -> tuple[list[Optional[np.ndarray]], list[np.ndarray]]:
+    """Per frame where SIFT features and rotation-only corners may be (the labels' static part; without labels,
+    what the flow motion masks do not mark moving), and where flow tracks may be (both)."""
+    static = _static_masks(images, labels)
+    if motion is None:
+        return static, []
+    tracks = [static_for_tracking(m, s) for m, s in zip(motion, static, strict=True)]
+    unlabelled = [static_for_tracking(m, None) if s is None else s for m, s in zip(motion, static, strict=True)]
+    return unlabelled, tracks
+
+
 def _sfm(
     root: Path,
     frames: list[InputFrame],
@@ -102,16 +121,18 @@ def _sfm(
     labels: Optional[Labels],
     options: ProcessOptions,
     console: Console,
-) -> tuple[np.ndarray, list[Intrinsics], Optional[np.ndarray], list[int], PoseStats]:
+    flow: tuple[list[FrameFlow], Optional[list[np.ndarray]]],
+) -> tuple[np.ndarray, list[Intrinsics], Optional[np.ndarray], list[int], PoseStats, dict[int, Observations]]:
     """Runs the pose chain on the written frames; returns (c2w [K, 4, 4], intrinsics, points [M, 3] or None,
-    kept frame indices, statistics)."""
-    static = _static_masks(images, labels)
+    kept frame indices, statistics, observations of the frames with an exact SfM pose)."""
+    flows, motion = flow
+    static, track_static = _sfm_masks(images, labels, motion)
     _colmap_masks(root / "colmap" / "masks", images, static)
     pycolmap.logging.minloglevel = 0 if options.verbose else 3
-    console.print(f"Structure from motion (pycolmap {pycolmap.__version__}, {options.camera_model}, sequential)...")
+    console.print(f"Structure from motion (pycolmap {pycolmap.__version__}, {options.camera_model})...")
     inputs = ChainInputs(
         root / "images", root / "colmap" / "masks", [p.name for p in images], root / "colmap",
-        [f.rgb for f in frames], static,
+        [f.rgb for f in frames], static, flows if motion is not None else [], track_static,
     )  # fmt: skip
     settings = {
         "camera_model": options.camera_model,
@@ -128,14 +149,15 @@ def _sfm(
         interpolated=[images[i].stem for i in result.interpolated],
         reprojection_error_px=result.reprojection_error,
         points=None if result.points is None else len(result.points),
+        parallax=result.parallax,
     )
-    for leftover in ("database.db", "masks"):
+    for leftover in ("database.db", "masks", "flow"):
         target = root / "colmap" / leftover
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     if result.points is None:
         shutil.rmtree(root / "colmap", ignore_errors=True)
     kept = list(range(result.first, result.last + 1))
-    return result.camera_to_world, [result.intrinsics] * len(kept), result.points, kept, stats
+    return result.camera_to_world, [result.intrinsics] * len(kept), result.points, kept, stats, result.observations
 
 
 def _check_baseline(c2w: np.ndarray, bounds: np.ndarray, console: Console) -> None:
@@ -155,15 +177,18 @@ def estimate_geometry(
     supplied: Optional[SuppliedPoses],
     options: ProcessOptions,
     console: Console,
+    flow: tuple[list[FrameFlow], Optional[list[np.ndarray]]] = ([], None),
 ) -> tuple[Geometry, PoseStats]:
     """Writes the frames into ``root/images``, gets their cameras (SfM, or ``supplied``) and normalises the world.
 
-    Frames that SfM could not register at either end of the video are dropped (see ``Geometry.kept``).
+    ``flow``: the optical flow of every frame and its flow motion masks (uint8 levels; None: not computed), for
+    the flow-track SfM step and the masks of the SIFT steps. Frames that SfM could not register at either end of
+    the video are dropped (see ``Geometry.kept``). Frames with an exact SfM pose get sparse-depth files.
     """
     images = _write_images(root, frames)
-    points, bounds = None, None
+    points, bounds, observations = None, None, {}
     if supplied is None:
-        c2w, intrinsics, points, kept, stats = _sfm(root, frames, images, labels, options, console)
+        c2w, intrinsics, points, kept, stats, observations = _sfm(root, frames, images, labels, options, console, flow)
         for index in sorted(set(range(len(frames))) - set(kept)):
             images[index].unlink()
     else:
@@ -178,54 +203,60 @@ def estimate_geometry(
     if bounds is None and points is not None:
         bounds = bounds_from_points(c2w, intrinsics, points)
     if bounds is None:
+        prior = DEPTH_PRIOR if stats.pose_step == "rotation-only" else DEFAULT_BOUNDS
         if options.bounds is None:
-            console.print(
-                f"[yellow]No scene points or bounds: assuming depths {DEFAULT_BOUNDS} (set --bounds).[/yellow]"
-            )
-        bounds = np.tile(options.bounds or DEFAULT_BOUNDS, (len(kept), 1)).astype(np.float64)
+            console.print(f"[yellow]No scene points or bounds: assuming depths {prior} (set --bounds).[/yellow]")
+        bounds = np.tile(options.bounds or prior, (len(kept), 1)).astype(np.float64)
     _check_baseline(c2w, bounds, console)
     norm = forward_facing_normalization(c2w, bounds[:, 0])
     poses = norm.poses(c2w)
     scaled_points = None if points is None else norm.points(points)
     box, near, far = unbounded_scene_range(poses, intrinsics, bounds * norm.scale, scaled_points)
     kept_frames, kept_images = [frames[i] for i in kept], [images[i] for i in kept]
-    geometry = Geometry(kept_frames, kept, kept_images, poses, intrinsics, box, near, far, norm.transform)
+    seen = [observations.get(i) for i in kept]
+    sparse = write_sparse_depths(root, [f.name for f in kept_frames], poses, intrinsics, seen, norm)
+    geometry = Geometry(kept_frames, kept, kept_images, poses, intrinsics, box, near, far, norm.transform, sparse)
     geometry.points = scaled_points
     return geometry, stats
 
 
-def write_flows(
-    root: Path, geometry: Geometry, options: ProcessOptions
-) -> tuple[list[dict[str, Path]], float, list[FrameFlow]]:
-    """Estimates and writes the optical flow of the kept frames; returns the flow files of each frame (FrameRecord
-    keyword arguments), the share of flow pixels that pass the forward-backward check, and the flow itself."""
-    flows = estimate_video_flow(
-        [f.rgb for f in geometry.frames], options.flow_preset, True, options.num_threads or None
-    )
-    return write_flow_files(root, [f.name for f in geometry.frames], flows), consistent_fraction(flows), flows
+def kept_flows(geometry: Geometry, flows: list[FrameFlow]) -> list[FrameFlow]:
+    """The flow of the kept frames (``flows``: of every frame read), without flow beyond the first and last."""
+    kept = [dataclasses.replace(flows[i]) for i in geometry.kept]
+    kept[0].bwd, kept[0].bwd_mask = None, None
+    kept[-1].fwd, kept[-1].fwd_mask = None, None
+    return kept
 
 
-def motion_masks(geometry: Geometry, flows: list[FrameFlow]) -> list[np.ndarray]:
-    """Every kept frame's motion mask estimated from the flow (:mod:`semflow_ns.process.motion`)."""
-    return [motion_mask(flows, i) for i in range(len(geometry.frames))]
+def write_flows(root: Path, geometry: Geometry, flows: list[FrameFlow]) -> tuple[list[dict[str, Path]], float]:
+    """Writes the optical flow (``flows``: of every frame read) of the kept frames; returns the flow files of each
+    frame (FrameRecord keyword arguments) and the share of their flow pixels that pass the forward-backward check."""
+    kept = kept_flows(geometry, flows)
+    return write_flow_files(root, [f.name for f in geometry.frames], kept), consistent_fraction(kept)
 
 
-def write_motion_masks(root: Path, geometry: Geometry, masks: list[np.ndarray]) -> tuple[list[dict[str, Path]], float]:
-    """Writes the motion masks of the kept frames; returns the mask file of each frame (FrameRecord keyword
-    arguments) and the mean share of pixels marked moving."""
-    files = [write_frame_files(root, frame.name, motion=m) for frame, m in zip(geometry.frames, masks, strict=True)]
-    return files, float(np.mean([(m == 255).mean() for m in masks]))
+def write_motion_masks(root: Path, geometry: Geometry, motion: list[np.ndarray]) -> tuple[list[dict[str, Path]], float]:
+    """Writes every kept frame's motion mask (``motion``: of every frame read, estimated from the flow, see
+    :mod:`semflow_ns.process.motion`); returns the mask file of each frame (FrameRecord keyword arguments) and the
+    mean share of pixels marked moving."""
+    files, moving = [], []
+    for index, frame in zip(geometry.kept, geometry.frames, strict=True):
+        levels = motion[index]
+        files.append(write_frame_files(root, frame.name, motion=levels))
+        moving.append(float((levels == 255).mean()))
+    return files, float(np.mean(moving))
 
 
 def motion_labels(
-    geometry: Geometry, flows: list[FrameFlow], masks: list[np.ndarray], console: Console
+    geometry: Geometry, flows: list[FrameFlow], motion: list[np.ndarray], console: Console
 ) -> Optional[Labels]:
     """Labels of a video without labels: the moving objects found in the motion masks
     (:mod:`semflow_ns.process.objects`) as instances of a ``moving`` class over a static ``background``; None
-    (with a message) when nothing moves."""
+    (with a message) when nothing moves. ``flows`` and ``motion``: of every frame read."""
     options = ObjectOptions()
     console.print("Objects from motion: grouping the moving pixels of the motion masks into objects...")
-    ids = find_objects([f.rgb for f in geometry.frames], masks, flows, options)
+    masks = [motion[i] for i in geometry.kept]
+    ids = find_objects([f.rgb for f in geometry.frames], masks, kept_flows(geometry, flows), options)
     count = max(int(i.max()) for i in ids)
     if count == 0:
         console.print(
@@ -265,7 +296,7 @@ def write_frames(
     for i, (frame, time_, image) in enumerate(
         zip(geometry.frames, frame_times(geometry.frames), geometry.images, strict=True)
     ):
-        extra: dict[str, Path] = dict(files[i])
+        extra: dict[str, Path] = {**files[i], **(geometry.sparse_depths[i] if geometry.sparse_depths else {})}
         if labels is not None:
             extra.update(_label_files(root, frame.name, labels, geometry.kept[i], label_motion))
         pose, intr = geometry.camera_to_world[i], geometry.intrinsics[i]

@@ -26,11 +26,12 @@ from semflow_ns.process.options import ProcessOptions, ProcessReport
 from semflow_ns.process.run import process
 
 POSE_STEP_NAMES = {
+    "sfm-flow": "pycolmap global SfM on optical-flow tracks",
     "sfm": "pycolmap SfM",
     "sfm-subsampled": "pycolmap SfM on one frame in 3, relaxed thresholds, others interpolated",
     "sfm-relaxed": "pycolmap SfM, relaxed thresholds",
     "sfm-merged": "pycolmap SfM, partial models joined",
-    "rotation-only": "rotation only, from static features",
+    "rotation-only": "rotation only",
 }
 
 
@@ -49,8 +50,18 @@ def _input_row(report: ProcessReport) -> str:
 
 
 def _attempt(entry: dict, frames: int) -> str:
-    status = "used" if entry.get("error") is None else "too few"
+    status = "used" if entry.get("error") is None else "no parallax" if "parallax" in entry["error"] else "failed"
     return f"{entry['step']} {entry['registered']}/{frames} in {entry['seconds']:.1f} s ({status})"
+
+
+def _parallax_row(report: ProcessReport) -> str:
+    figures = report.parallax
+    if not figures:
+        return "-"
+    return (
+        f"rotation ratio {figures['rotation_ratio']:.2f}, median triangulation angle "
+        f"{figures['median_triangulation_deg']:.2f} deg, path / median depth {figures['baseline_ratio']:.3f}"
+    )
 
 
 def print_report(report: ProcessReport, console: Console) -> None:
@@ -64,6 +75,8 @@ def print_report(report: ProcessReport, console: Console) -> None:
         poses = f"{POSE_STEP_NAMES.get(report.pose_step or 'sfm', report.pose_step)} (step {report.pose_step})"
         if report.approximate_poses:
             poses += ", approximate: refined in training"
+        if report.pose_step == "rotation-only" and report.parallax:
+            poses += " - no parallax"
     rows = [
         ("frames written", f"{report.frames} (of {report.input_frames} input frames)"),
         ("input frames kept", _input_row(report)),
@@ -72,13 +85,14 @@ def print_report(report: ProcessReport, console: Console) -> None:
             "pose steps tried",
             "; ".join(_attempt(a, report.frames + report.trimmed) for a in report.pose_attempts) or "-",
         ),
-        ("frames registered by SfM" if not report.approximate_poses else "frames with a pose", registered),
+        ("frames registered by SfM" if report.pose_step != "rotation-only" else "frames with a pose", registered),
         ("dropped at the ends / interpolated", f"{report.trimmed} / {len(report.interpolated)}"),
         (
-            "mean reprojection error" if not report.approximate_poses else "mean rotation residual",
+            "mean reprojection error" if report.pose_step != "rotation-only" else "rotation residual",
             "-" if report.reprojection_error_px is None else f"{report.reprojection_error_px:.3f} px",
         ),
         ("SfM points", "-" if report.points is None else str(report.points)),
+        ("parallax", _parallax_row(report)),
         ("flow forward-backward consistent", f"{100 * report.flow_consistent_fraction:.1f} % of pixels"),
         ("motion masks", _motion_row(report)),
         ("labelled frames", f"{report.labelled_frames} / {report.frames}"),

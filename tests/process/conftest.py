@@ -89,7 +89,7 @@ def inputs_copy(demo_inputs: DemoInputs, tmp_path: Path) -> DemoInputs:
     return DemoInputs(Path(shutil.copytree(demo_inputs.root, tmp_path / "inputs")), demo_inputs.scene)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli() -> Callable[..., tuple[int, str]]:
     """``cli(*args)``: runs semflow-process-data in-process; returns (exit code, console text)."""
 

@@ -30,8 +30,12 @@ def test_davis_car_shadow_is_processed_and_trains(davis: Path, snapshot, tmp_pat
 
     scene = load_scene(scene_dir)
     report = scene.extra["processing"]
-    assert report["registered"] >= 36 and len(scene.frames) >= 36  # all or nearly all of the 40 frames
+    # flow-track SfM registers every frame and its model passes the parallax guard (rotation ratio 3.2)
+    assert report["pose_step"] == "sfm-flow" and [a["step"] for a in report["pose_attempts"]] == ["sfm-flow"]
+    assert report["registered"] == 40 and len(scene.frames) == 40 and not scene.approximate_poses
     assert report["reprojection_error_px"] < 1.0 and report["points"] > 500
+    assert report["parallax"]["rotation_ratio"] > 2.5 and report["parallax"]["median_triangulation_deg"] > 2
+    assert all(f.sparse_depth is not None for f in scene.frames)
     assert report["flow_consistent_fraction"] > 0.8
     assert scene.unbounded and scene.frames[0].intrinsics.w == 480
     assert [(c.name, c.dynamic) for c in scene.classes] == [("background", False), ("object", True)]

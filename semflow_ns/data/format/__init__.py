@@ -25,8 +25,10 @@ from semflow_ns.data.format.frame_files import (
     motion_levels,
     read_flow,
     read_label_image,
+    read_sparse_depth,
     write_flow,
     write_label_image,
+    write_sparse_depth,
 )
 from semflow_ns.data.format.reader import load_scene
 from semflow_ns.data.format.records import (
@@ -57,7 +59,9 @@ __all__ = [
     "motion_levels",
     "read_flow",
     "read_label_image",
+    "read_sparse_depth",
     "save_scene",
     "write_flow",
     "write_label_image",
+    "write_sparse_depth",
 ]

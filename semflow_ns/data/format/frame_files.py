@@ -1,5 +1,5 @@
-"""Per-frame files of a scene: id label PNGs (16-bit ones may mark pixels without a label), optical-flow ``.npz``
-files, and image sizes.
+"""Per-frame files of a scene: id label PNGs (16-bit ones may mark pixels without a label), optical-flow and
+sparse-depth ``.npz`` files, and image sizes.
 
 Every reading problem raises :class:`~semflow_ns.data.format.records.SceneFormatError` naming the file.
 """
@@ -80,6 +80,57 @@ def write_flow(path: Path, flow: np.ndarray, mask: np.ndarray) -> None:
     """Writes flow as float16 (sub-0.01 px round-off at these magnitudes) with its consistency mask."""
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, flow=flow.astype(np.float16), mask=mask.astype(np.uint8))
+
+
+SPARSE_DEPTH_ARRAYS = ("xy", "depth", "error")
+"""Arrays of a sparse-depth file: ``xy`` float32 [P, 2], ``depth`` float32 [P], ``error`` float32 [P]."""
+
+
+def read_sparse_depth(path: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Reads and checks a sparse-depth file of a frame of ``size`` (w, h): the arrays of ``SPARSE_DEPTH_ARRAYS``.
+
+    Raises:
+        SceneFormatError: unreadable, an array missing, inconsistent shapes, values that are not finite, a depth
+            that is not positive, or a position outside the image (the message names the file and the array).
+    """
+    try:
+        with np.load(path) as data:
+            arrays = {name: np.asarray(data[name], dtype=np.float32) for name in SPARSE_DEPTH_ARRAYS if name in data}
+    except (OSError, ValueError) as err:
+        raise SceneFormatError(f"{path}: cannot read sparse-depth file ({err})") from err
+    missing = [name for name in SPARSE_DEPTH_ARRAYS if name not in arrays]
+    if missing:
+        raise SceneFormatError(f"{path}: sparse-depth files need arrays {list(SPARSE_DEPTH_ARRAYS)}; missing {missing}")
+    xy, depth = arrays["xy"], arrays["depth"]
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise SceneFormatError(f"{path}: 'xy' must have shape [P, 2], got {list(xy.shape)}")
+    for name in ("depth", "error"):
+        if arrays[name].shape != (len(xy),):
+            raise SceneFormatError(
+                f"{path}: '{name}' must have shape [{len(xy)}] like 'xy', got {list(arrays[name].shape)}"
+            )
+    for name, values in arrays.items():
+        if not np.all(np.isfinite(values)):
+            raise SceneFormatError(f"{path}: '{name}' contains NaN or inf")
+    if np.any(depth <= 0):
+        raise SceneFormatError(f"{path}: 'depth' must be positive, got minimum {float(depth.min())}")
+    width, height = size
+    outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
+    if np.any(outside):
+        first = xy[np.flatnonzero(outside)[0]].tolist()
+        raise SceneFormatError(
+            f"{path}: 'xy' has {int(outside.sum())} positions outside the {width}x{height} image, e.g. {first}"
+        )
+    return arrays
+
+
+def write_sparse_depth(path: Path, xy: np.ndarray, depth: np.ndarray, error: np.ndarray) -> None:
+    """Writes a sparse-depth file (float32 arrays ``xy`` [P, 2], ``depth`` [P], ``error`` [P])."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path, xy=np.asarray(xy, np.float32).reshape(-1, 2), depth=np.asarray(depth, np.float32).reshape(-1),
+        error=np.asarray(error, np.float32).reshape(-1),
+    )  # fmt: skip
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -82,6 +82,10 @@ class FrameRecord:
     """8-bit PNG, > 127 where something moves. Only read for frames without semantic labels."""
     depth: Optional[Path] = None
     """``.npy`` float32 [H, W] of z-depth along the camera axis in world units (evaluation only)."""
+    sparse_depth: Optional[Path] = None
+    """``.npz`` of the SfM points the frame sees (frames with an exact SfM pose): ``xy`` float32 [P, 2] pixel
+    positions (x right, y down, pixel centres at +0.5), ``depth`` float32 [P] z-depth along the camera axis in
+    world units, ``error`` float32 [P] reprojection error in pixels."""
     view_set: str = ""
     """Name of the group a held-out view belongs to (the demo: ``nearby`` or ``novel``); scores are also reported
     per group. Empty for video frames and ungrouped views."""

@@ -77,6 +77,7 @@ FRAME_KEYS: tuple[Key, ...] = (
     Key("flow_bwd_path", "flow_bwd", Kind.PATH),
     Key("motion_mask_path", "motion_mask", Kind.PATH),
     Key("depth_path", "depth", Kind.PATH),
+    Key("sparse_depth_path", "sparse_depth", Kind.PATH),
     Key("view_set", "view_set", Kind.NAME),
 )
 """The keys of one entry of ``frames`` / ``eval_frames`` (a FrameRecord)."""
