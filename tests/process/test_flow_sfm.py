@@ -113,7 +113,7 @@ def test_sparse_depths_are_the_sfm_points_seen_by_each_frame(translating_scene) 
     out, _ = translating_scene
     scene = load_scene(out)
     model = pycolmap.Reconstruction(next((out / "colmap" / "sparse").iterdir()))
-    transform = np.asarray(scene.extra["applied_transform"])
+    transform = np.asarray(scene.applied_transform)
     points = np.array([p.xyz for p in model.points3D.values()]) @ transform[:3, :3].T + transform[:3, 3]
     for frame in scene.frames:
         intr = frame.intrinsics
