@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
+import cv2
 import numpy as np
 import torch
 
@@ -153,10 +154,24 @@ def evaluated_frames(scene: SceneDescription, label_frames: str) -> tuple[list[i
     return [i for i in labelled if scene.frames[i].semantics is not None], evaluated
 
 
+def _resized(maps: LabelMaps, scale: float) -> LabelMaps:
+    """Label maps resized by ``scale`` (nearest), as a model's renders at that scale are scored."""
+    if scale == 1.0:
+        return maps
+    height, width = maps.classes.shape
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+
+    def resize(ids: np.ndarray) -> np.ndarray:
+        return cv2.resize(ids.astype(np.int32), size, interpolation=cv2.INTER_NEAREST).astype(ids.dtype)
+
+    return LabelMaps(resize(maps.classes), None if maps.instances is None else resize(maps.instances))
+
+
 def run_baseline(
-    scene: SceneDescription, label_frames: str, baseline: Baseline
+    scene: SceneDescription, label_frames: str, baseline: Baseline, scale: float = 1.0
 ) -> tuple[dict[int, LabelMaps], list[dict[str, Any]]]:
-    """Predicts the frames outside ``label_frames`` with ``baseline`` and scores each against its ground truth.
+    """Predicts the frames outside ``label_frames`` with ``baseline`` and scores each against its ground truth
+    (predictions and ground truth resized by ``scale`` first, nearest, to score as a model rendered at that scale).
 
     Returns:
         The predictions by frame index, and one row per evaluated frame: ``frame``, ``time`` and the scores.
@@ -170,6 +185,7 @@ def run_baseline(
     objects = ObjectSpec.of(scene)
     rows = []
     for index in evaluated:
-        scores = score_prediction(scene, predictions[index], read_labels(scene.frames[index]), objects)
+        target = _resized(read_labels(scene.frames[index]), scale)
+        scores = score_prediction(scene, _resized(predictions[index], scale), target, objects)
         rows.append({"frame": index, "time": scene.frames[index].time, **scores})
     return predictions, rows

@@ -107,9 +107,18 @@ def load_run_videos(config: TrainerConfig) -> RunVideos:
     return RunVideos([metadata["semflow_video"].times.numpy()])
 
 
+def _scaled_eval_images(pipeline: Pipeline, scale: float) -> Any:
+    """The evaluation images of ``pipeline`` with cameras, images and labels resized by ``scale``."""
+    from nerfstudio.data.utils.dataloaders import FixedIndicesEvalDataloader
+
+    dataset = pipeline.datamanager.eval_dataset  # type: ignore[attr-defined]
+    scaled = type(dataset)(dataset._dataparser_outputs, scale_factor=scale)
+    return FixedIndicesEvalDataloader(scaled, device=pipeline.device)
+
+
 @torch.no_grad()
 def score_images(
-    pipeline: Pipeline, videos: RunVideos, output: Optional[Path] = None
+    pipeline: Pipeline, videos: RunVideos, output: Optional[Path] = None, scale: float = 1.0
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Scores every image of the pipeline's evaluation split (as ns-eval does) and keeps each image's scores.
 
@@ -117,6 +126,8 @@ def score_images(
         pipeline: a loaded pipeline.
         videos: video frame times of the run's scenes, to give every image its 0-based video frame.
         output: folder for the rendered comparison images (None: not written).
+        scale: render and score at this fraction of the images' resolution (ground truth resized: colour
+            bicubic, labels nearest); 1: full resolution.
 
     Returns:
         The means (with ``_std``) and one row per image: ``image`` (position in the split), ``frame``, ``time``,
@@ -127,7 +138,8 @@ def score_images(
     frames = datamanager.eval_dataset.metadata["semflow_frames"]  # type: ignore[attr-defined]
     rows: list[dict[str, Any]] = []
     model.eval()
-    for camera, batch in datamanager.fixed_indices_eval_dataloader:  # type: ignore[attr-defined]
+    images = datamanager.fixed_indices_eval_dataloader if scale == 1.0 else _scaled_eval_images(pipeline, scale)
+    for camera, batch in images:  # type: ignore[attr-defined]
         start = perf_counter()
         outputs = model.get_outputs_for_camera(camera=camera)
         metrics, images = model.get_image_metrics_and_images(outputs, batch)
@@ -208,6 +220,9 @@ class SemanticEval(ComputePSNR):
     """Demo scenes: also score removing these classes from the evaluation views against the true background."""
     remove_instances: tuple[str, ...] = ()
     """Demo scenes: the same for instances (names as in transforms.json)."""
+    render_scale: float = 1.0
+    """Render and score at this fraction of the resolution (e.g. 0.5: four times faster; ground truth resized:
+    colour bicubic, labels nearest). Scores at another scale are not comparable with full-resolution ones."""
 
     def _check_removal(self, config: TrainerConfig) -> Optional[SceneDescription]:
         """The run's demo scene when removal is to be scored (names checked), else None."""
@@ -247,7 +262,9 @@ class SemanticEval(ComputePSNR):
         output = None if self.render_output_path is None else self.render_output_path / key
         if output is not None:
             output.mkdir(parents=True, exist_ok=True)
-        metrics, self._rows[key] = score_images(pipeline, videos, output)
+        if not 0.0 < self.render_scale <= 1.0:
+            raise RunError(f"--render-scale must lie in (0, 1], got {self.render_scale}")
+        metrics, self._rows[key] = score_images(pipeline, videos, output, self.render_scale)
         return metrics
 
     def report(self) -> dict:

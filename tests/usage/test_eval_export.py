@@ -109,3 +109,21 @@ def test_semflow_eval_scores_removal_on_a_demo_run(trained_run, tmp_path):
     bad = tyro.cli(semflow_eval.SemanticEval, args=[*args, "--remove-classes", "floor"])
     with pytest.raises(semflow_eval.RunError, match=r"cannot remove \['floor'\]: removable classes are"):
         bad.report()
+
+
+def test_semflow_eval_renders_and_scores_at_a_smaller_scale(trained_run, tmp_path):
+    """--render-scale 0.5 renders the evaluation images at half size against resized ground truth."""
+    output = tmp_path / "half.json"
+    args = ["--load-config", str(trained_run), "--output-path", str(output), "--render-scale", "0.5"]
+    assert semflow_eval.run(tyro.cli(semflow_eval.SemanticEval, args=[*args, "--no-unlabelled"])) == 0
+    report = json.loads(output.read_text())
+    assert all(0.0 <= report["results"][m] <= 1.0 for m in DAVIS) and np.isfinite(report["results"]["psnr"])
+    config = yaml.load(trained_run.read_text(), Loader=yaml.Loader)
+    with semflow_eval.SemanticEval(load_config=trained_run, output_path=output)._pipeline(None) as (pipeline, _):
+        camera, batch = next(iter(semflow_eval._scaled_eval_images(pipeline, 0.5)))
+        full_camera, full_batch = next(iter(pipeline.datamanager.fixed_indices_eval_dataloader))
+    assert int(camera.width) == round(int(full_camera.width) * 0.5) and batch["image"].shape[1] == int(camera.width)
+    assert batch["semantics"].shape[:2] == batch["image"].shape[:2]
+    assert config.method_name == "semantic-flow"
+    bad = tyro.cli(semflow_eval.SemanticEval, args=[*args[:4], "--render-scale", "1.5"])
+    assert semflow_eval.run(bad) != 0
