@@ -100,3 +100,17 @@ def entropy_loss(probabilities: Float[Tensor, "*bs 1"], eps: float = 1e-6) -> Te
     """Mean binary-style entropy -p log p: pushes weights toward 0 or 1 (DynNeRF sparsity term)."""
     p = probabilities.clamp(eps, 1.0)
     return -(p * torch.log(p)).mean()
+
+
+def depth_loss(
+    depth: Float[Tensor, "num_rays 1"], target: Float[Tensor, "num_rays 2"], min_depth: float = 1e-3
+) -> Tensor:
+    """Confidence-weighted L1 between the logarithms of the rendered and the measured z-depth.
+
+    ``target`` holds the measured depth and its confidence (0: no measurement) of every ray. Log depth makes the
+    error relative, so near and far points weigh alike (SfM points lie anywhere between the near plane and the
+    far background); rays without a measurement add nothing (0 when no ray has one).
+    """
+    confidence = target[:, 1:]
+    error = torch.abs(torch.log(depth.clamp(min=min_depth)) - torch.log(target[:, :1].clamp(min=min_depth)))
+    return (error * confidence).sum() / confidence.sum().clamp(min=1e-6)

@@ -118,6 +118,10 @@ class SemanticFlowModelConfig(ModelConfig):
     semantic_propagation_outward: bool = True
     """Label propagation only outward from the labelled frames: frame t teaches t±1 only when t±1 is farther from
     every labelled frame than t (False: in both directions)."""
+    depth_loss_mult: float = 0.05
+    """Depth supervision where the scene measures depth (SfM points of each frame, ``sparse_depth_path``; depth
+    maps, ``depth_path``): confidence-weighted L1 of log z-depth, rendered against measured (0 = off). Scenes
+    without depth are not affected."""
     optical_flow_loss_mult: float = 0.02
     """L1 (pixels) between induced and estimated optical flow, each direction."""
     flow_min_accumulation: float = 0.05

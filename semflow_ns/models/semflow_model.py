@@ -272,6 +272,8 @@ class SemanticFlowModel(Model):
         if not self.training:
             outputs["rgb"] = highlight(self.edit, outputs["rgb"], semantics)
             return outputs
+        norm = (ray_bundle.metadata or {}).get("directions_norm")  # ray length per unit of z-depth
+        outputs["z_depth"] = outputs["depth"] / norm if norm is not None else outputs["depth"]
         outputs["label_logits"] = full_logits
         outputs["label_logits_static"] = self.render_logits(weights.static, static_logits)
         outputs["label_logits_dynamic"] = self.render_logits(weights.dynamic, logits)
@@ -335,6 +337,8 @@ class SemanticFlowModel(Model):
                 self.label_distance if cfg.semantic_propagation_outward else None,
             )
         )
+        if "depth" in batch:  # the scene measures depth (SfM points, depth maps)
+            loss["depth"] = cfg.depth_loss_mult * losses.depth_loss(outputs["z_depth"], batch["depth"].to(self.device))
         regularisers = outputs["flow_regularisers"]
         loss.update(regulariser_losses(cfg, warped, regularisers, outputs["dynamic_mask"], motion))
         self.camera_optimizer.get_loss_dict(loss)  # L2 penalty on the pose corrections, when refining

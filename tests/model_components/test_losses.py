@@ -70,3 +70,15 @@ def test_pseudo_label_cross_entropy_trains_only_the_student_on_masked_rays():
     assert student.grad[0, 1] < 0 < student.grad[0, 0]
     # agreeing with the teacher costs less than disagreeing
     assert float(loss.detach()) > float(losses.pseudo_label_cross_entropy(teacher.detach(), teacher, mask))
+
+
+def test_depth_loss_weighs_log_depth_errors_by_confidence():
+    depth = torch.tensor([[2.0], [1.0], [4.0]], requires_grad=True)
+    target = torch.tensor([[1.0, 1.0], [1.0, 0.0], [2.0, 0.5]])  # the second ray has no measurement
+    loss = losses.depth_loss(depth, target)
+    expected = (math.log(2.0) * 1.0 + math.log(2.0) * 0.5) / 1.5
+    assert math.isclose(float(loss), expected, rel_tol=1e-6)
+    loss.backward()
+    assert depth.grad[1, 0] == 0.0 and depth.grad[0, 0] > 0 and depth.grad[2, 0] > 0
+    assert float(losses.depth_loss(depth, torch.zeros(3, 2))) == 0.0  # no measurement at all
+    assert float(losses.depth_loss(torch.tensor([[3.0]]), torch.tensor([[3.0, 1.0]]))) == 0.0

@@ -67,6 +67,8 @@ class SceneInfo:
     """True for real scenes whose content extends beyond the scene box (contract outside it, sample in disparity)."""
     approximate_poses: bool = False
     """True when the cameras are approximate estimates (the model refines them by default)."""
+    has_depth: bool = False
+    """True when training frames have depth to supervise (SfM points ``sparse_depth_path`` or maps ``depth_path``)."""
 
     @property
     def dynamic_class_ids(self) -> list[int]:

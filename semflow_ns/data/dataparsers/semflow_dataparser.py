@@ -149,6 +149,7 @@ def scene_outputs(
         has_labels=any(f.semantics is not None for f in video_frames),
         unbounded=scene.unbounded,
         approximate_poses=scene.approximate_poses,
+        has_depth=any(f.sparse_depth is not None or f.depth is not None for f in video_frames),
     )
     semantics = Semantics(
         filenames=[f.semantics for f in frames],  # type: ignore[misc]  # None marks an unlabelled image

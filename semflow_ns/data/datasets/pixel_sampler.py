@@ -27,6 +27,9 @@ class SemanticFlowPixelSamplerConfig(PixelSamplerConfig):
     """Frames each batch is drawn from (<= 0: all frames)."""
     dynamic_ray_fraction: float = 0.25
     """Fraction of the rays drawn from pixels whose `motion` value is 1, when the chosen frames have any."""
+    depth_ray_fraction: float = 0.0625
+    """Fraction of the rays drawn from pixels with depth to supervise (SfM points, depth maps), when the scene has
+    depth and the chosen frames have any (sparse SfM points cover about 1 % of the pixels)."""
 
 
 def sample_indices(
@@ -40,12 +43,16 @@ def sample_indices(
     device: Union[torch.device, str] = "cpu",
     groups: Optional[Int[Tensor, "num_images"]] = None,
     allowed: Optional[Tensor] = None,
+    depth: Optional[Tensor] = None,
+    depth_ray_fraction: float = 0.0,
 ) -> Int[Tensor, "batch_size 3"]:
     """(image, y, x) indices of a batch: ``num_frames_per_batch`` random images (<= 0: all), a
     ``dynamic_ray_fraction`` of the rays on pixels whose ``motion`` [num_images, H, W, 1] is 1 (none when
     ``motion`` is None or the chosen images have no moving pixel), the rest uniform over the chosen images.
     With ``groups`` (the scene of each image in a multi-scene run) the images are spread over the groups: one
-    from each group before a second from any. With ``allowed`` (bool per image) only those images are drawn."""
+    from each group before a second from any. With ``allowed`` (bool per image) only those images are drawn.
+    With ``depth`` ([num_images, H, W, 2] depth targets and confidences) a ``depth_ray_fraction`` of the rays go
+    to pixels with depth."""
     candidates = num_images if allowed is None else int(allowed.sum())
     num_frames = candidates if num_frames_per_batch <= 0 else min(num_frames_per_batch, candidates)
     frames = torch.randperm(num_images, device=device)
@@ -57,8 +64,10 @@ def sample_indices(
         frames = frames[torch.argsort(rank, stable=True)]
     frames = frames[:num_frames]
     num_dynamic = int(round(batch_size * dynamic_ray_fraction)) if motion is not None else 0
-    dynamic = _dynamic_pixels(motion, frames, num_dynamic, device)
-    num_uniform = batch_size - len(dynamic)
+    dynamic = _pixels_where(None if motion is None else motion[..., 0] > 0.5, frames, num_dynamic, device)
+    num_depth = int(round(batch_size * depth_ray_fraction)) if depth is not None else 0
+    with_depth = _pixels_where(None if depth is None else depth[..., 1] > 0, frames, num_depth, device)
+    num_uniform = batch_size - len(dynamic) - len(with_depth)
     uniform = torch.stack(
         [
             frames[torch.randint(num_frames, (num_uniform,), device=device)],
@@ -67,14 +76,15 @@ def sample_indices(
         ],
         dim=-1,
     )
-    return torch.cat([uniform, dynamic], dim=0)
+    return torch.cat([uniform, dynamic, with_depth], dim=0)
 
 
-def _dynamic_pixels(motion: Optional[Tensor], frames: Tensor, count: int, device: Union[torch.device, str]) -> Tensor:
-    """`count` random (image, y, x) indices on moving pixels of `frames`; fewer if there are none."""
-    if count == 0 or motion is None:
+def _pixels_where(where: Optional[Tensor], frames: Tensor, count: int, device: Union[torch.device, str]) -> Tensor:
+    """`count` random (image, y, x) indices on pixels of `frames` where `where` ([num_images, H, W] bool) is
+    true; none if there are none."""
+    if count == 0 or where is None:
         return torch.zeros(0, 3, dtype=torch.long, device=device)
-    candidates = torch.nonzero(motion[frames.to(motion.device), ..., 0] > 0.5).to(device)
+    candidates = torch.nonzero(where[frames.to(where.device)]).to(device)
     if len(candidates) == 0:
         return torch.zeros(0, 3, dtype=torch.long, device=device)
     chosen = candidates[torch.randint(len(candidates), (count,), device=device)]
@@ -112,6 +122,7 @@ class SemanticFlowPixelSampler(PixelSampler):
             config.num_frames_per_batch, config.dynamic_ray_fraction, batch["image"].device,
             batch["scene"][:, 0, 0, 0].long() if "scene" in batch else None,
             batch["withheld"][:, 0, 0, 0] == 0 if "withheld" in batch else None,
+            batch.get("depth"), config.depth_ray_fraction,
         )  # fmt: skip
         return _ChosenIndices(config, indices).collate_image_dataset_batch(batch, num_rays_per_batch, keep_full_image)
 

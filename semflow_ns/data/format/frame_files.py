@@ -133,6 +133,31 @@ def write_sparse_depth(path: Path, xy: np.ndarray, depth: np.ndarray, error: np.
     )  # fmt: skip
 
 
+def read_depth_map(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """Reads and checks a depth map of a frame of ``size`` (w, h): float32 [H, W] z-depth in world units, 0 where
+    there is no measurement.
+
+    Raises:
+        SceneFormatError: unreadable, not a 2D array of the frame's size, NaN or inf, negative values, or no
+            measurement at all (the message names the file and the problem).
+    """
+    try:
+        depth = np.load(path)
+    except (OSError, ValueError) as err:
+        raise SceneFormatError(f"{path}: cannot read depth map ({err})") from err
+    width, height = size
+    if depth.ndim != 2 or depth.shape != (height, width):
+        raise SceneFormatError(f"{path}: depth map of shape {list(depth.shape)}, expected [{height}, {width}] (h, w)")
+    depth = depth.astype(np.float32)
+    if not np.all(np.isfinite(depth)):
+        raise SceneFormatError(f"{path}: depth map contains NaN or inf; write 0 where there is no measurement")
+    if np.any(depth < 0):
+        raise SceneFormatError(f"{path}: depth map has negative values (minimum {float(depth.min())})")
+    if not np.any(depth > 0):
+        raise SceneFormatError(f"{path}: depth map is all zero (no measurement)")
+    return depth
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image file, read from its header."""
     with Image.open(path) as image:

@@ -14,7 +14,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from semflow_ns.data.format.frame_files import image_size, read_flow, read_label_image, read_sparse_depth
+from semflow_ns.data.format.frame_files import (
+    image_size,
+    read_depth_map,
+    read_flow,
+    read_label_image,
+    read_sparse_depth,
+)
 from semflow_ns.data.format.records import (
     SCENE_FILE,
     FrameRecord,
@@ -215,6 +221,11 @@ def _check_files(reader: _Reader, frames: Sequence[FrameRecord], key: str, num_c
                 raise reader.fail(f"{where}.{field_name}", f"{path} is {flow.shape[1::-1]} (w, h) but w, h = {size}")
         if f.motion_mask is not None and image_size(f.motion_mask) != size:
             raise reader.fail(f"{where}.motion_mask_path", f"{f.motion_mask} does not match the image size {size}")
+        if f.depth is not None:
+            try:
+                read_depth_map(f.depth, size)
+            except SceneFormatError as err:
+                raise reader.fail(f"{where}.depth_path", str(err)) from err
         if f.sparse_depth is not None:
             try:
                 read_sparse_depth(f.sparse_depth, size)
