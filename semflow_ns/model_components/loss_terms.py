@@ -99,7 +99,8 @@ def warped_losses(
         if label_distance is not None:
             outward = label_distance[render.neighbour] > label_distance[warped.frames]
             propagating = propagating * outward[rays, None].to(propagating.dtype)
-        out[f"semantic_propagation_{name}"] = config.semantic_propagation_loss_mult * losses.pseudo_label_cross_entropy(
+        propagation = config.semantic_propagation_loss_mult or 0.0  # None (left to the data) resolves to a number
+        out[f"semantic_propagation_{name}"] = propagation * losses.pseudo_label_cross_entropy(
             warped_classes, teacher, propagating
         )
         flow_key = OPTICAL_FLOW_KEYS[name]
