@@ -123,25 +123,30 @@ class SemanticFlowDataset(InputDataset):
 
 
 def depth_targets(frame: FrameRecord, size: tuple[int, int]) -> np.ndarray:
-    """[H, W, 2] float32: the z-depth to supervise at each pixel and its confidence (0 where there is none).
+    """[H, W, 2] float32 at ``size`` (h, w): the z-depth to supervise at each pixel and its confidence (0 where
+    there is none).
 
     A depth map (``depth_path``) gives every measured pixel confidence 1. Sparse SfM depths
     (``sparse_depth_path``) go to the pixel that holds each point, with confidence 1 / (1 + e²) for a
     reprojection error of e pixels (0.2 px: 0.96, 1 px: 0.5, 3 px: 0.1); where several points share a pixel the
-    most confident one is kept. The map wins where a frame has both.
+    most confident one is kept. The map wins where a frame has both. Both are read at the frame's own size and
+    resized to ``size`` (a dataset at another scale: points moved, maps nearest).
     """
     height, width = size
+    own = (frame.intrinsics.w, frame.intrinsics.h)
     out = np.zeros((height, width, 2), dtype=np.float32)
     if frame.sparse_depth is not None:
-        points = read_sparse_depth(frame.sparse_depth, (width, height))
-        cols = np.clip(points["xy"][:, 0].astype(np.int64), 0, width - 1)
-        rows = np.clip(points["xy"][:, 1].astype(np.int64), 0, height - 1)
+        points = read_sparse_depth(frame.sparse_depth, own)
+        cols = np.clip((points["xy"][:, 0] * width / own[0]).astype(np.int64), 0, width - 1)
+        rows = np.clip((points["xy"][:, 1] * height / own[1]).astype(np.int64), 0, height - 1)
         confidence = 1.0 / (1.0 + points["error"] ** 2)
         order = np.argsort(confidence)  # the most confident point of a pixel is written last
         out[rows[order], cols[order], 0] = points["depth"][order]
         out[rows[order], cols[order], 1] = confidence[order]
     if frame.depth is not None:
-        depth = read_depth_map(frame.depth, (width, height))
+        depth = read_depth_map(frame.depth, own)
+        if depth.shape != (height, width):
+            depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
         measured = depth > 0
         out[measured, 0], out[measured, 1] = depth[measured], 1.0
     return out

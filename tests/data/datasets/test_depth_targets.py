@@ -78,3 +78,13 @@ def test_a_share_of_the_rays_goes_to_pixels_with_depth() -> None:
     assert len(indices) == 64
     on_depth = (indices[:, 0] == 1) & (indices[:, 1] == 2) & (indices[:, 2] == 5)
     assert int(on_depth.sum()) >= 16
+
+
+def test_targets_follow_a_dataset_at_another_scale(scene_copy: Path) -> None:
+    scene = load_scene(scene_copy)
+    w, h = scene.frames[0].intrinsics.w, scene.frames[0].intrinsics.h
+    write_sparse_depth(scene_copy / "sd0.npz", np.array([[w - 1.5, h - 0.5]]), np.array([2.0]), np.array([0.0]))
+    _add_depth(scene_copy, {0: {"sparse_depth_path": "sd0.npz"}})
+    frame = load_scene(scene_copy).frames[0]
+    half = depth_targets(frame, (h // 2, w // 2))
+    assert half.shape == (h // 2, w // 2, 2) and half[h // 2 - 1, w // 2 - 1].tolist() == [2.0, 1.0]
