@@ -8,7 +8,9 @@ writes into --output-dir (default /tmp/figures):
   training cameras and times;
 - ``viewer_semantics.png``: nerfstudio's viewer (headless Chromium) showing the ``semantics_colormap``
   output with the "Semantic Flow" panel in view;
-- ``viewer_removed.png``: the viewer showing ``rgb`` after unticking the removed classes in the panel.
+- ``viewer_removed.png``: the viewer showing ``rgb`` after unticking the removed classes in the panel;
+- ``viewer_paths.png``: the viewer after inspecting a point on each moving object ("Click in render":
+  inspect point + path): their paths through the video, coloured by time, seen from above the camera path.
 
 The screenshot needs Debian's ``chromium`` (``apt-get install -y chromium``); it is driven over the
 DevTools protocol so that the picture is taken once the viewer has rendered the chosen output.
@@ -32,6 +34,7 @@ from nerfstudio.utils.eval_utils import eval_setup
 from PIL import Image, ImageDraw, ImageFont
 from websockets.sync.client import connect
 
+from semflow_ns.data.format import load_scene
 from semflow_ns.model_components.edit_names import EditRequest, resolve_edit
 from semflow_ns.model_components.editing import SceneEdit
 from semflow_ns.utils.camera_paths import look_at_point
@@ -173,6 +176,13 @@ document.evaluate("//*[normalize-space(text())='Semantic Flow']", document, null
   XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue?.scrollIntoView({block: 'start'});
 """
 """Scrolls the viewer's control panel so that the "Semantic Flow" folder is at its top."""
+REVEAL_INSPECT = REVEAL_PANEL.replace("Semantic Flow", "Click in render")
+"""Scrolls the control panel to the pointer controls and the "Inspect" readout."""
+CANVAS_CENTRE = """
+JSON.stringify((() => { const r = (document.querySelector('canvas[data-engine]') ||
+  document.querySelector('canvas')).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })())
+"""
+"""Page coordinates of the centre of the viewer's 3D view (the canvas three.js draws into)."""
 
 
 def render_in_browser(viewer, machine, output: str, args: Args) -> None:
@@ -230,6 +240,73 @@ def screenshot_viewer(args: Args, config, pipeline, step: int, removal: SceneEdi
             viewer.viser_server.stop()
 
 
+def inspect_moving_objects(pipeline, frame: int) -> int:
+    """Inspects, as clicks in the viewer at ``frame``'s view and time, the pixel nearest the middle of each moving
+    object (from the frame's instance labels); returns how many paths were drawn."""
+    from semflow_ns.data.format.frame_files import read_label_image
+    from semflow_ns.model_components.inspect import frame_camera, pixel_rays
+
+    model = pipeline.model
+    video = model.kwargs["metadata"]["semflow_video"]
+    scene = load_scene(Path(video.image_filenames[0]).parent.parent)
+    labels = read_label_image(scene.frames[frame].instances)
+    dynamic = {c.name for c in scene.classes if c.dynamic}
+    camera = frame_camera(model, frame)
+    for instance in [i for i in scene.instances if i.class_name in dynamic]:
+        rows, cols = np.nonzero(labels == instance.id)
+        if len(rows) == 0:
+            continue
+        middle = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
+        origins, directions = pixel_rays(camera, [(int(cols[middle]), int(rows[middle]))])
+        model.semantic_flow_pointer.inspect(origins, directions)
+    return len(model.semantic_flow_pointer.layer.paths)
+
+
+def screenshot_paths(args: Args, config, pipeline, step: int) -> None:
+    """The viewer with the paths of a point on each moving object, seen from above and behind the middle frame."""
+    from semflow_ns.data.demo.geometry import look_at
+    from semflow_ns.viewer.panel import INSPECT
+
+    viewer = start_viewer(config, pipeline, step)
+    viewer.control_panel._max_res.value = args.max_res
+    viewer.set_camera_visibility(False)
+    viewer.toggle_cameravis_button()
+    model = pipeline.model
+    model.semantic_flow_panel.reset()  # the removal of the previous screenshot
+    wait_for(lambda: not model.edit.removes, 10.0, "the unedited scene")
+    cameras = model.kwargs["metadata"]["semflow_video"].cameras
+    middle = len(cameras) // 2
+    viewer.control_panel._time.value = float(cameras.times[middle, 0])
+    model.semantic_flow_panel.pointer_mode.value = INSPECT
+    wait_for(lambda: model.semantic_flow_pointer.mode == INSPECT, 10.0, "inspect mode")
+    drawn = inspect_moving_objects(pipeline, middle)
+    c2w = cameras.camera_to_worlds[middle].numpy().astype(np.float64)
+    poses = np.tile(np.eye(4), (len(cameras), 1, 1))
+    poses[:, :3] = cameras.camera_to_worlds.numpy()
+    centre = look_at_point(poses, model.scene_box.aabb.mean(0).numpy().astype(float))
+    eye = c2w[:3, 3] + 0.35 * (c2w[:3, 3] - centre) + 0.5 * np.linalg.norm(c2w[:3, 3] - centre) * c2w[:3, 1]
+    raised = torch.from_numpy(look_at(eye, centre, up=c2w[:3, 1])[:3])
+    state = camera_state(cameras, middle)
+    state.c2w = raised
+    with tempfile.TemporaryDirectory() as profile:
+        browser = Chromium(args.chromium, args.window, Path(profile))
+        try:
+            browser.call("Page.navigate", url=viewer_url(viewer))
+            wait_for(lambda: bool(viewer.viser_server.get_clients()), 60.0, "the browser to connect")
+            (client,) = viewer.viser_server.get_clients().values()
+            point_client_camera(client, state, torch.from_numpy(centre))
+            machine = viewer.render_statemachines[client.client_id]
+            wait_for(lambda: "rgb" in machine.output_keys, args.timeout, "the first render")
+            render_in_browser(viewer, machine, "rgb", args)
+            browser.call("Runtime.evaluate", expression=REVEAL_INSPECT)
+            time.sleep(1.0)
+            browser.screenshot(args.output_dir / "viewer_paths.png")
+        finally:
+            browser.close()
+            viewer.viser_server.stop()
+    print(f"wrote {args.output_dir / 'viewer_paths.png'} ({drawn} paths)")
+
+
 def main(args: Args) -> None:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     config, pipeline, _, step = eval_setup(args.load_config, test_mode="test")
@@ -242,6 +319,7 @@ def main(args: Args) -> None:
     if args.screenshot:
         screenshot_viewer(args, config, pipeline, step, removal)
         print(f"wrote {args.output_dir / 'viewer_semantics.png'} and viewer_removed.png")
+        screenshot_paths(args, config, pipeline, step)
 
 
 if __name__ == "__main__":

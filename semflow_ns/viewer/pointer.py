@@ -61,6 +61,8 @@ class PointerTools(ViewerControl):
         self.inspections: list[PointInspection] = []
         """Every inspected point, oldest first (with their paths in ``paths``)."""
         self.paths: list[Optional[Paths]] = []
+        self.last_click: Optional[ViewerClick] = None
+        """The last click event (ray in world units, screen position in [0, 1])."""
         self.latency = 0.0
         """Seconds the last click took to answer (from the event to the panel, including waiting for the lock)."""
         self.mode = ORBIT
@@ -90,25 +92,24 @@ class PointerTools(ViewerControl):
 
     def set_mode(self, mode: str) -> None:
         """Routes the viewer's pointer events for ``mode`` (one of the panel's "Click in render" options)."""
-        self.mode = mode
-        if self.viewer is None:
-            return
-        if mode == ORBIT:
-            with warnings.catch_warnings():  # viser warns when no callback was registered
-                warnings.simplefilter("ignore")
-                self.unregister_pointer_cb()
-        elif mode == PICK_BOX:
-            self.register_pointer_cb("rect-select", self.box)
-        else:
-            self.register_pointer_cb("click", self.click)
+        if self.viewer is not None:
+            if mode == ORBIT:
+                with warnings.catch_warnings():  # viser warns when no callback was registered
+                    warnings.simplefilter("ignore")
+                    self.unregister_pointer_cb()
+            elif mode == PICK_BOX:
+                self.register_pointer_cb("rect-select", self.box)
+            else:
+                self.register_pointer_cb("click", self.click)
         hints = {
-            ORBIT: "Clicks orbit the camera.",
+            ORBIT: "Dragging orbits the camera (in the other modes it does not).",
             INSPECT: "Click a point of the render to inspect it and draw its path.",
             PICK_CLASS: "Click the render to toggle the class under the cursor.",
             PICK_INSTANCE: "Click the render to toggle the instance under the cursor.",
             PICK_BOX: "Drag a box over the render to toggle every instance inside it.",
         }
         self.panel.show(hints.get(mode, ""))
+        self.mode = mode  # last: the events are routed
 
     def follow_time(self) -> None:
         """Moves the path markers to the time slider's time."""
@@ -122,22 +123,35 @@ class PointerTools(ViewerControl):
             self.layer.clear()
         self.panel.show("Paths cleared.")
 
+    def _interrupt_render(self) -> None:
+        """Stops the viewer's full-resolution render, if one is running (it holds the training lock for the whole
+        image: tens of seconds on a CPU), and asks for a new one, so the query waits at most for a small frame."""
+        rerender = getattr(self.viewer, "_trigger_rerender", None)
+        if rerender is not None:
+            rerender()
+
     # ------------------------------------------------------------------------------------------
     # pointer callbacks
 
     def click(self, click: ViewerClick) -> None:
         """A click on the render: inspects or toggles what it hits, as the panel's mode says."""
         started = clock.perf_counter()
+        self.last_click = click
+        self._interrupt_render()
         origin = torch.tensor([click.origin], dtype=torch.float32)
         direction = torch.tensor([click.direction], dtype=torch.float32)
         if self.mode == INSPECT:
-            self.inspect(origin, direction)
+            self.inspect(origin, direction, started)
         elif self.mode in (PICK_CLASS, PICK_INSTANCE):
             self.pick(origin, direction)
-        self.latency = clock.perf_counter() - started
+            self.latency = clock.perf_counter() - started
 
-    def inspect(self, origin: torch.Tensor, direction: torch.Tensor) -> tuple[PointInspection, Optional[Paths]]:
-        """Inspects the ray (origin, direction) [1, 3] at the current time; draws its path if it hits a surface."""
+    def inspect(
+        self, origin: torch.Tensor, direction: torch.Tensor, started: Optional[float] = None
+    ) -> tuple[PointInspection, Optional[Paths]]:
+        """Inspects the ray (origin, direction) [1, 3] at the current time; draws its path if it hits a surface.
+        ``started``: when the click arrived (``time.perf_counter``), for :attr:`latency`."""
+        started = clock.perf_counter() if started is None else started
         time = self.current_time()
         with querying(self._model, self._lock()):
             (found,) = inspect_rays(self._model, origin, direction, time)
@@ -145,16 +159,18 @@ class PointerTools(ViewerControl):
             if found.surface:
                 point = torch.tensor([found.point])
                 paths = integrate_paths(self._model, point, torch.tensor([found.moving]), time)
-        self.inspections.append(found)
-        self.paths.append(paths)
         text = found.describe()
+        number = len(self.inspections) + 1
         if paths is not None:
             label = found.instance_name or found.class_name
             if self.layer is not None:
-                self.layer.add(paths, 0, f"{len(self.inspections)}: {label}", self.current_time())
+                self.layer.add(paths, 0, f"{number}: {label}", self.current_time())
             motion = (paths.points[0, 1:] - paths.points[0, :-1]).norm(dim=-1).sum()
-            text += f"  \npath {len(self.inspections)} drawn: {len(paths.frame_times)} frames, length {motion:.3f}"
+            text += f"  \npath {number} drawn: {len(paths.frame_times)} frames, length {motion:.3f}"
         self.panel.show(text)
+        self.latency = clock.perf_counter() - started
+        self.paths.append(paths)
+        self.inspections.append(found)  # last: a new inspection means the answer is complete
         return found, paths
 
     def pick(self, origin: torch.Tensor, direction: torch.Tensor) -> Optional[PointInspection]:
@@ -177,6 +193,7 @@ class PointerTools(ViewerControl):
         camera = self.get_camera(BOX_HEIGHT, None) if self.viewer is not None else None  # type: ignore[arg-type]
         if camera is None:
             return []
+        self._interrupt_render()
         (u0, v0), (u1, v1) = selection.min_bounds, selection.max_bounds
         width, height = float(camera.width[0, 0]), float(camera.height[0, 0])
         cols = max(2, min(BOX_MAX_SIDE, round((u1 - u0) * width)))
