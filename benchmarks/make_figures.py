@@ -10,7 +10,8 @@ writes into --output-dir (default /tmp/figures):
   output with the "Semantic Flow" panel in view;
 - ``viewer_removed.png``: the viewer showing ``rgb`` after unticking the removed classes in the panel;
 - ``viewer_paths.png``: the viewer after inspecting a point on each moving object ("Click in render":
-  inspect point + path): their paths through the video, coloured by time, seen from above the camera path.
+  inspect point + path): their paths through the video, coloured by time, drawn over the render ("Composite
+  depth" off), seen from a little behind the middle frame's camera.
 
 The screenshot needs Debian's ``chromium`` (``apt-get install -y chromium``); it is driven over the
 DevTools protocol so that the picture is taken once the viewer has rendered the chosen output.
@@ -203,7 +204,7 @@ def render_in_browser(viewer, machine, output: str, args: Args) -> None:
 
 
 def screenshot_viewer(args: Args, config, pipeline, step: int, removal: SceneEdit) -> None:
-    """The two viewer screenshots (semantics with the panel; rgb with the classes unticked)."""
+    """The viewer screenshots (semantics with the panel; rgb with the classes unticked; the paths)."""
     config.viewer.image_format = "png"  # sharp class boundaries (the default jpeg blurs them)
     viewer = start_viewer(config, pipeline, step)
     viewer.control_panel._max_res.value = args.max_res
@@ -235,6 +236,7 @@ def screenshot_viewer(args: Args, config, pipeline, step: int, removal: SceneEdi
             browser.call("Runtime.evaluate", expression=REVEAL_PANEL)
             time.sleep(1.0)
             browser.screenshot(args.output_dir / "viewer_removed.png")
+            screenshot_paths(args, viewer, browser, client, machine)
         finally:
             browser.close()
             viewer.viser_server.stop()
@@ -262,48 +264,27 @@ def inspect_moving_objects(pipeline, frame: int) -> int:
     return len(model.semantic_flow_pointer.layer.paths)
 
 
-def screenshot_paths(args: Args, config, pipeline, step: int) -> None:
-    """The viewer with the paths of a point on each moving object, seen from above and behind the middle frame."""
-    from semflow_ns.data.demo.geometry import look_at
+def screenshot_paths(args: Args, viewer, browser: Chromium, client, machine) -> None:
+    """The viewer with the paths of a point on each moving object, seen from behind the middle frame's camera."""
     from semflow_ns.viewer.panel import INSPECT
 
-    viewer = start_viewer(config, pipeline, step)
-    viewer.control_panel._max_res.value = args.max_res
-    viewer.set_camera_visibility(False)
-    viewer.toggle_cameravis_button()
-    model = pipeline.model
+    model = viewer.pipeline.model
     model.semantic_flow_panel.reset()  # the removal of the previous screenshot
     wait_for(lambda: not model.edit.removes, 10.0, "the unedited scene")
     cameras = model.kwargs["metadata"]["semflow_video"].cameras
     middle = len(cameras) // 2
-    viewer.control_panel._time.value = float(cameras.times[middle, 0])
     model.semantic_flow_panel.pointer_mode.value = INSPECT
     wait_for(lambda: model.semantic_flow_pointer.mode == INSPECT, 10.0, "inspect mode")
-    drawn = inspect_moving_objects(pipeline, middle)
-    c2w = cameras.camera_to_worlds[middle].numpy().astype(np.float64)
-    poses = np.tile(np.eye(4), (len(cameras), 1, 1))
-    poses[:, :3] = cameras.camera_to_worlds.numpy()
-    centre = look_at_point(poses, model.scene_box.aabb.mean(0).numpy().astype(float))
-    eye = c2w[:3, 3] + 0.35 * (c2w[:3, 3] - centre) + 0.5 * np.linalg.norm(c2w[:3, 3] - centre) * c2w[:3, 1]
-    raised = torch.from_numpy(look_at(eye, centre, up=c2w[:3, 1])[:3])
+    drawn = inspect_moving_objects(viewer.pipeline, middle)
+    viewer.control_panel._layer_depth.value = False  # draw the paths over the render, also where objects hide them
     state = camera_state(cameras, middle)
-    state.c2w = raised
-    with tempfile.TemporaryDirectory() as profile:
-        browser = Chromium(args.chromium, args.window, Path(profile))
-        try:
-            browser.call("Page.navigate", url=viewer_url(viewer))
-            wait_for(lambda: bool(viewer.viser_server.get_clients()), 60.0, "the browser to connect")
-            (client,) = viewer.viser_server.get_clients().values()
-            point_client_camera(client, state, torch.from_numpy(centre))
-            machine = viewer.render_statemachines[client.client_id]
-            wait_for(lambda: "rgb" in machine.output_keys, args.timeout, "the first render")
-            render_in_browser(viewer, machine, "rgb", args)
-            browser.call("Runtime.evaluate", expression=REVEAL_INSPECT)
-            time.sleep(1.0)
-            browser.screenshot(args.output_dir / "viewer_paths.png")
-        finally:
-            browser.close()
-            viewer.viser_server.stop()
+    back = state.c2w[:3, 2] * 0.6  # the middle frame's camera, moved back along its axis
+    state.c2w = torch.cat([state.c2w[:3, :3], state.c2w[:3, 3:] + back[:, None]], dim=1)
+    point_client_camera(client, state, state.c2w[:3, 3] - state.c2w[:3, 2])
+    render_in_browser(viewer, machine, "rgb", args)
+    browser.call("Runtime.evaluate", expression=REVEAL_INSPECT)
+    time.sleep(1.0)
+    browser.screenshot(args.output_dir / "viewer_paths.png")
     print(f"wrote {args.output_dir / 'viewer_paths.png'} ({drawn} paths)")
 
 
@@ -319,7 +300,6 @@ def main(args: Args) -> None:
     if args.screenshot:
         screenshot_viewer(args, config, pipeline, step, removal)
         print(f"wrote {args.output_dir / 'viewer_semantics.png'} and viewer_removed.png")
-        screenshot_paths(args, config, pipeline, step)
 
 
 if __name__ == "__main__":

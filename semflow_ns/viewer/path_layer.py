@@ -58,8 +58,8 @@ class PathLayer:
     def __init__(self, server: ViserServer, scene_size: float) -> None:
         self.server = server
         self.scale = VISER_NERFSTUDIO_SCALE_RATIO
-        self.dot_size = 0.006 * scene_size * self.scale
-        self.marker_radius = 0.01 * scene_size * self.scale
+        self.dot_size = 0.004 * scene_size * self.scale
+        self.marker_radius = 0.008 * scene_size * self.scale
         self.paths: list[DrawnPath] = []
         self.count = 0
         """Paths drawn so far (names stay unique after clearing)."""
@@ -79,7 +79,7 @@ class PathLayer:
             colour = tuple(int(c) for c in ((colours[i].astype(int) + colours[i + 1]) // 2))
             nodes.append(
                 self.server.scene.add_spline_catmull_rom(
-                    f"{name}/segment_{i:03d}", segment, line_width=3.0, color=colour, segments=1
+                    f"{name}/segment_{i:03d}", segment, line_width=4.0, color=colour, segments=1
                 )
             )
         nodes.append(
