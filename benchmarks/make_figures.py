@@ -8,7 +8,10 @@ writes into --output-dir (default /tmp/figures):
   training cameras and times;
 - ``viewer_semantics.png``: nerfstudio's viewer (headless Chromium) showing the ``semantics_colormap``
   output with the "Semantic Flow" panel in view;
-- ``viewer_removed.png``: the viewer showing ``rgb`` after unticking the removed classes in the panel.
+- ``viewer_removed.png``: the viewer showing ``rgb`` after unticking the removed classes in the panel;
+- ``viewer_paths.png``: the viewer after inspecting a point on each moving object ("Click in render":
+  inspect point + path): their paths through the video, coloured by time, drawn over the render ("Composite
+  depth" off), seen from a little behind the middle frame's camera.
 
 The screenshot needs Debian's ``chromium`` (``apt-get install -y chromium``); it is driven over the
 DevTools protocol so that the picture is taken once the viewer has rendered the chosen output.
@@ -32,6 +35,7 @@ from nerfstudio.utils.eval_utils import eval_setup
 from PIL import Image, ImageDraw, ImageFont
 from websockets.sync.client import connect
 
+from semflow_ns.data.format import load_scene
 from semflow_ns.model_components.edit_names import EditRequest, resolve_edit
 from semflow_ns.model_components.editing import SceneEdit
 from semflow_ns.utils.camera_paths import look_at_point
@@ -173,6 +177,13 @@ document.evaluate("//*[normalize-space(text())='Semantic Flow']", document, null
   XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue?.scrollIntoView({block: 'start'});
 """
 """Scrolls the viewer's control panel so that the "Semantic Flow" folder is at its top."""
+REVEAL_INSPECT = REVEAL_PANEL.replace("Semantic Flow", "Click in render")
+"""Scrolls the control panel to the pointer controls and the "Inspect" readout."""
+CANVAS_CENTRE = """
+JSON.stringify((() => { const r = (document.querySelector('canvas[data-engine]') ||
+  document.querySelector('canvas')).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })())
+"""
+"""Page coordinates of the centre of the viewer's 3D view (the canvas three.js draws into)."""
 
 
 def render_in_browser(viewer, machine, output: str, args: Args) -> None:
@@ -193,7 +204,7 @@ def render_in_browser(viewer, machine, output: str, args: Args) -> None:
 
 
 def screenshot_viewer(args: Args, config, pipeline, step: int, removal: SceneEdit) -> None:
-    """The two viewer screenshots (semantics with the panel; rgb with the classes unticked)."""
+    """The viewer screenshots (semantics with the panel; rgb with the classes unticked; the paths)."""
     config.viewer.image_format = "png"  # sharp class boundaries (the default jpeg blurs them)
     viewer = start_viewer(config, pipeline, step)
     viewer.control_panel._max_res.value = args.max_res
@@ -225,9 +236,56 @@ def screenshot_viewer(args: Args, config, pipeline, step: int, removal: SceneEdi
             browser.call("Runtime.evaluate", expression=REVEAL_PANEL)
             time.sleep(1.0)
             browser.screenshot(args.output_dir / "viewer_removed.png")
+            screenshot_paths(args, viewer, browser, client, machine)
         finally:
             browser.close()
             viewer.viser_server.stop()
+
+
+def inspect_moving_objects(pipeline, frame: int) -> int:
+    """Inspects, as clicks in the viewer at ``frame``'s view and time, the pixel nearest the middle of each moving
+    object (from the frame's instance labels); returns how many paths were drawn."""
+    from semflow_ns.data.format.frame_files import read_label_image
+    from semflow_ns.model_components.inspect import frame_camera, pixel_rays
+
+    model = pipeline.model
+    video = model.kwargs["metadata"]["semflow_video"]
+    scene = load_scene(Path(video.image_filenames[0]).parent.parent)
+    labels = read_label_image(scene.frames[frame].instances)
+    dynamic = {c.name for c in scene.classes if c.dynamic}
+    camera = frame_camera(model, frame)
+    for instance in [i for i in scene.instances if i.class_name in dynamic]:
+        rows, cols = np.nonzero(labels == instance.id)
+        if len(rows) == 0:
+            continue
+        middle = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
+        origins, directions = pixel_rays(camera, [(int(cols[middle]), int(rows[middle]))])
+        model.semantic_flow_pointer.inspect(origins, directions)
+    return len(model.semantic_flow_pointer.layer.paths)
+
+
+def screenshot_paths(args: Args, viewer, browser: Chromium, client, machine) -> None:
+    """The viewer with the paths of a point on each moving object, seen from behind the middle frame's camera."""
+    from semflow_ns.viewer.panel import INSPECT
+
+    model = viewer.pipeline.model
+    model.semantic_flow_panel.reset()  # the removal of the previous screenshot
+    wait_for(lambda: not model.edit.removes, 10.0, "the unedited scene")
+    cameras = model.kwargs["metadata"]["semflow_video"].cameras
+    middle = len(cameras) // 2
+    model.semantic_flow_panel.pointer_mode.value = INSPECT
+    wait_for(lambda: model.semantic_flow_pointer.mode == INSPECT, 10.0, "inspect mode")
+    drawn = inspect_moving_objects(viewer.pipeline, middle)
+    viewer.control_panel._layer_depth.value = False  # draw the paths over the render, also where objects hide them
+    state = camera_state(cameras, middle)
+    back = state.c2w[:3, 2] * 0.6  # the middle frame's camera, moved back along its axis
+    state.c2w = torch.cat([state.c2w[:3, :3], state.c2w[:3, 3:] + back[:, None]], dim=1)
+    point_client_camera(client, state, state.c2w[:3, 3] - state.c2w[:3, 2])
+    render_in_browser(viewer, machine, "rgb", args)
+    browser.call("Runtime.evaluate", expression=REVEAL_INSPECT)
+    time.sleep(1.0)
+    browser.screenshot(args.output_dir / "viewer_paths.png")
+    print(f"wrote {args.output_dir / 'viewer_paths.png'} ({drawn} paths)")
 
 
 def main(args: Args) -> None:

@@ -132,8 +132,10 @@ class SemanticFlowModel(Model):
         self.renderer_depth = DepthRenderer(method="expected")
         self.render_times = RenderTimes(cfg.default_render_time)
         from semflow_ns.viewer.panel import build_panel  # nerfstudio's viewer elements: only for a built model
+        from semflow_ns.viewer.pointer import PointerTools
 
         self.semantic_flow_panel = build_panel(self)  # also applies the configured scene edit
+        self.semantic_flow_pointer = PointerTools(self, self.semantic_flow_panel)  # clicks: inspect, paths, picks
         cfg.adaptation.check()
         if cfg.adaptation.load_config is not None and cfg.adaptation.freeze:
             frozen = freeze_parts(self, cfg.adaptation)

@@ -10,6 +10,11 @@ Example::
 
     semflow-export --load-config RUN/config.yml --time 0.5 --output-path exports/t050.ply
     semflow-export --load-config RUN/config.yml --time 0.5 --rgb-output-name rgb --remove-classes ball
+
+``semflow-export trajectories`` (see :mod:`~semflow_ns.scripts.export_trajectories`) writes instead the paths
+through the video of the points seen at given pixels of a frame::
+
+    semflow-export trajectories --load-config RUN/config.yml --frame 10 --pixels 64,48 100,20
 """
 
 import sys
@@ -27,6 +32,7 @@ from nerfstudio.utils.eval_utils import eval_setup
 from rich.console import Console
 
 from semflow_ns.model_components.edit_names import EditError
+from semflow_ns.scripts.export_trajectories import ExportTrajectories
 from semflow_ns.scripts.runs import (
     EditOptions,
     RunError,
@@ -61,7 +67,8 @@ class RaysAtTime:
 
 @dataclass(kw_only=True)
 class ExportSemanticPointCloud(EditOptions):
-    """Export the scene at one time as a coloured point cloud (.ply)."""
+    """Export the scene at one time as a coloured point cloud (.ply). `semflow-export trajectories --help`: the
+    paths of the points seen at chosen pixels of a frame instead."""
 
     load_config: Path
     """config.yml of a trained semantic-flow run."""
@@ -103,20 +110,31 @@ class ExportSemanticPointCloud(EditOptions):
         Console().print(f"[green]Saved[/green] {len(cloud.points)} points at t = {self.time:g} to {self.output_path}")
 
 
-def run(command: ExportSemanticPointCloud, console: Optional[Console] = None) -> int:
+def run(command: ExportSemanticPointCloud | ExportTrajectories, console: Optional[Console] = None) -> int:
     """Runs ``command``; returns the exit code (0 ok, 1 bad input, reported without a traceback)."""
     console = console if console is not None else Console()
     try:
-        command.main()
+        if isinstance(command, ExportTrajectories):
+            command.main(console)
+        else:
+            command.main()
     except (EditError, RunError) as err:
         console.print(f"[red]semflow-export: {err}[/red]")
         return 1
     return 0
 
 
+TRAJECTORIES = "trajectories"
+"""First argument that selects the trajectory export (without it: the point cloud, as before)."""
+
+
 def entrypoint(args: Sequence[str] | None = None) -> None:
     """Console-script entry point; ``args`` defaults to the command line."""
     tyro.extras.set_accent_color("bright_yellow")
+    args = list(sys.argv[1:] if args is None else args)
+    if args[:1] == [TRAJECTORIES]:
+        command = tyro.cli(ExportTrajectories, prog=f"semflow-export {TRAJECTORIES}", args=args[1:])
+        sys.exit(run(command))
     sys.exit(run(tyro.cli(ExportSemanticPointCloud, prog="semflow-export", args=args)))
 
 

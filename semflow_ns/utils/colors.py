@@ -1,9 +1,11 @@
-"""Colour codings: 2D optical flow (hue = direction, saturation = magnitude) and instance ids."""
+"""Colour codings: 2D optical flow (hue = direction, saturation = magnitude), instance ids and video time."""
 
 import math
 
+import numpy as np
 import torch
 from jaxtyping import Float
+from nerfstudio.utils.colormaps import ColormapOptions, apply_colormap
 from torch import Tensor
 
 
@@ -38,3 +40,9 @@ def instance_palette(num: int) -> Float[Tensor, "num 3"]:
     colors = flow_to_rgb(torch.stack([-torch.cos(angle), -torch.sin(angle)], dim=-1) * 0.7, max_magnitude=1.0) * 0.95
     colors[0] = 0.25
     return colors
+
+
+def time_colours(times: Float[Tensor, "num"]) -> np.ndarray:
+    """uint8 [num, 3] turbo colours of video times in [0, 1] (blue at the start, red at the end)."""
+    rgb = apply_colormap(times.float().reshape(-1, 1).clamp(0.0, 1.0), ColormapOptions(colormap="turbo"))
+    return (rgb.cpu().numpy() * 255.0).round().astype(np.uint8)

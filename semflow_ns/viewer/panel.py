@@ -9,7 +9,10 @@ nerfstudio's ``parse_object`` finds it (under "Custom Elements") during `ns-trai
 - "Dim others to": brightness of dimmed pixels in highlight mode;
 - "Tick all": back to the unedited scene;
 - "Legend": one colour swatch per class, in the colours of the ``semantics_colormap`` output;
-- "Classes" and, for scenes with instance labels, "Instances": one checkbox each.
+- "Classes" and, for scenes with instance labels, "Instances": one checkbox each;
+- with pointer tools (a single-scene model, see :mod:`semflow_ns.viewer.pointer`): "Click in render" chooses
+  what a click in the render does (inspect the point and draw its path, or toggle the class / instance under
+  the cursor, or every instance in a dragged box), and an "Inspect" folder shows the answer and clears paths.
 
 Every control calls the panel's own ``cb_hook``. The viewer wraps that hook when it installs the
 panel (under the training lock, followed by a re-render), so a change is applied to the model's
@@ -30,7 +33,7 @@ from nerfstudio.viewer.viewer_elements import (
     ViewerSlider,
 )
 from torch import Tensor
-from viser import ViserServer
+from viser import GuiMarkdownHandle, ViserServer
 
 from semflow_ns.data.format import InstanceInfo
 from semflow_ns.model_components.edit_names import EditError, EditRequest, resolve_edit
@@ -38,6 +41,13 @@ from semflow_ns.model_components.editing import SceneEdit
 
 REMOVE = "remove unticked"
 HIGHLIGHT = "highlight ticked"
+ORBIT = "nothing (orbit)"
+INSPECT = "inspect point + path"
+PICK_CLASS = "toggle class"
+PICK_INSTANCE = "toggle instance"
+PICK_BOX = "toggle instances in box"
+"""What a click in the render does ("Click in render"); the box mode turns dragging into a box selection."""
+READY = "Choose *inspect point + path* under **Click in render**, then click on the render."
 
 
 def _rgb255(color: Tensor) -> tuple[int, int, int]:
@@ -54,6 +64,9 @@ class SemanticFlowPanel(ViewerElement[None]):
         instances: the scene's instances (empty without instance labels).
         initial: the edit to show at start (e.g. from the model config).
         set_edit: called with the new edit whenever a control changes.
+        pointer: add the pointer controls ("Click in render", "Inspect"); a
+            :class:`~semflow_ns.viewer.pointer.PointerTools` gives them their meaning through ``on_pointer_mode``
+            and ``on_clear``.
     """
 
     def __init__(
@@ -63,6 +76,7 @@ class SemanticFlowPanel(ViewerElement[None]):
         instances: Sequence[InstanceInfo],
         initial: SceneEdit,
         set_edit: Callable[[SceneEdit], None],
+        pointer: bool = False,
     ) -> None:
         super().__init__("Semantic Flow", cb_hook=lambda _: self.apply())
         self._set_edit = set_edit
@@ -95,6 +109,22 @@ class SemanticFlowPanel(ViewerElement[None]):
             )
             for inst in self.instances
         ]
+        self.on_pointer_mode: Callable[[str], None] = lambda mode: None
+        self.on_clear: Callable[[], None] = lambda: None
+        self.pointer_mode: ViewerDropdown | None = None
+        self.readout_text = READY
+        self._readout: GuiMarkdownHandle | None = None
+        if pointer:
+            modes = [ORBIT, INSPECT, PICK_CLASS] + ([PICK_INSTANCE, PICK_BOX] if self.instances else [])
+            self.pointer_mode = ViewerDropdown(
+                "Click in render",
+                ORBIT,
+                modes,
+                cb_hook=lambda element: self.on_pointer_mode(element.value),
+                hint="inspect: class, depth, position and motion of the clicked point, and its path through the "
+                "video; toggle: untick/tick what is clicked (box: drag a box, every instance inside)",
+            )
+        self.clear_paths = ViewerButton("Clear paths", cb_hook=lambda _: self.on_clear())
 
     def _changed(self, _element: ViewerElement) -> None:
         self.cb_hook(self)
@@ -122,9 +152,37 @@ class SemanticFlowPanel(ViewerElement[None]):
             box.value = True
         self.cb_hook(self)
 
+    def toggle_class(self, class_id: int) -> bool:
+        """Flips the class's tick box as a click on it would; returns whether it is ticked now."""
+        box = self.class_boxes[class_id]
+        box.value = not box.value
+        self._applied_by_hand([box])
+        return box.value
+
+    def toggle_instances(self, instance_ids: Sequence[int]) -> list[tuple[str, bool]]:
+        """Flips the tick boxes of the instances (ids without a box are skipped); returns (name, ticked) each."""
+        boxes = {inst.id: (inst.name, box) for inst, box in zip(self.instances, self.instance_boxes, strict=True)}
+        flipped = [boxes[i] for i in instance_ids if i in boxes]
+        for _, box in flipped:
+            box.value = not box.value
+        self._applied_by_hand([box for _, box in flipped])
+        return [(name, box.value) for name, box in flipped]
+
+    def _applied_by_hand(self, boxes: list[ViewerCheckbox]) -> None:
+        """Installed boxes call the panel hook themselves when their value changes; the others need a call."""
+        if boxes and any(box.gui_handle is None for box in boxes):
+            self.cb_hook(self)
+
+    def show(self, text: str) -> None:
+        """Puts ``text`` (markdown) in the "Inspect" folder."""
+        self.readout_text = text
+        if self._readout is not None:
+            self._readout.content = text
+
     def controls(self) -> list[ViewerElement]:
         """The controls above the legend."""
-        return [self.mode, self.dim, self.tick_all]
+        pointer = [self.pointer_mode] if self.pointer_mode is not None else []
+        return [self.mode, self.dim, self.tick_all, *pointer]
 
     def _create_gui_handle(self, viser_server: ViserServer) -> None:
         self.gui_handle = viser_server.gui.add_folder(self.name)  # type: ignore[assignment]
@@ -136,6 +194,10 @@ class SemanticFlowPanel(ViewerElement[None]):
         with self.gui_handle:  # type: ignore[attr-defined]
             for element in self.controls():
                 element.install(viser_server)
+            if self.pointer_mode is not None:
+                with viser_server.gui.add_folder("Inspect"):
+                    self._readout = viser_server.gui.add_markdown(self.readout_text)
+                    self.clear_paths.install(viser_server)
             groups: list[tuple[str, list[ViewerElement]]] = [
                 ("Legend", list(self.legend)),
                 ("Classes", list(self.class_boxes)),
@@ -168,7 +230,7 @@ def build_panel(model: Model) -> SemanticFlowPanel:
     def set_edit(new: SceneEdit) -> None:
         model.edit = new
 
-    return SemanticFlowPanel(model.class_names, model.class_colors, instances, edit, set_edit)  # type: ignore[attr-defined]
+    return SemanticFlowPanel(model.class_names, model.class_colors, instances, edit, set_edit, pointer=True)  # type: ignore[attr-defined]
 
 
 class MultiScenePanel(SemanticFlowPanel):

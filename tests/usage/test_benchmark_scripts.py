@@ -1,6 +1,7 @@
 """The scripts in ``benchmarks/`` on the tiny run and scene: the README's tables and pictures come from them."""
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -52,7 +53,7 @@ def _viewport(path: Path) -> np.ndarray:
 def test_figures_show_semantics_in_the_viewer_and_a_removal(
     trained_run: Path, tiny_scene: Path, tmp_path: Path, run_cli
 ):
-    run_cli(
+    output = run_cli(
         sys.executable,
         str(BENCHMARKS / "make_figures.py"),
         "--load-config",
@@ -76,6 +77,25 @@ def test_figures_show_semantics_in_the_viewer_and_a_removal(
     assert sum(s > 0.02 for s in share) >= 2, f"class colour shares in the viewport: {share}"
     assert sum(share) > 0.5, f"class colour shares in the viewport: {share}"
     assert np.abs(semantics - removed).mean() > 5  # the second screenshot (rgb, floor unticked) differs
+    assert (tmp_path / "viewer_paths.png").is_file()
+    drawn = re.search(r"viewer_paths\.png \((\d+) paths\)", output.stdout)
+    assert drawn and int(drawn.group(1)) >= 1, "paths of points on the moving objects are drawn"
+
+
+def test_trajectory_benchmark_scores_clicked_paths_against_the_demo_motion(trained_run: Path, tmp_path: Path, run_cli):
+    out = tmp_path / "results.json"
+    args = ["--load-config", str(trained_run), "--num-frames", "2", "--pixels-per-object", "2", "--margin", "0"]
+    args += ["--output", str(out)]
+    run_cli(sys.executable, str(BENCHMARKS / "benchmark_trajectories.py"), *args)
+    result = json.loads(out.read_text())
+    assert result["frames"] == [0, 7] and result["click_seconds"] > 0
+    objects = {"rolling ball", "bouncing ball", "cube"}
+    assert {r["object"] for r in result["rows"]} <= objects and set(result["summary"]) <= objects | {"all"}
+    assert result["rows"], "pixels on the moving objects were clicked"
+    for row in result["rows"]:
+        scores = [row[k] for k in ("path_error", "flow_error", "start_error", "image_error", "within_1", "within_12")]
+        assert all(np.isfinite(v) and v >= 0 for v in scores)
+        assert row["true_travel"] > 0, "the picked objects move"
 
 
 def test_task_benchmark_scores_models_and_2d_baselines_on_the_unlabelled_frames(
