@@ -103,6 +103,7 @@ def run_worker(method: str, args: Args) -> dict:
     steps = args.nerfacto_steps if method == "nerfacto" else (args.steps or _default_steps(method))
     start = time.perf_counter()
     trainer = _trainer(method, args, steps)
+    steps = trainer.config.max_num_iterations  # the automatic schedule (0) is resolved when the data is loaded
     rays_per_batch = trainer.pipeline.datamanager.get_train_rays_per_batch()
     train_time, eval_time, curve, next_eval = 0.0, 0.0, [], args.eval_every_seconds
     for step in range(steps):

@@ -11,6 +11,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from semflow_ns.configs.schedule import SemanticFlowTrainerConfig
 from semflow_ns.data.dataparsers.multi_scene import MultiSceneDataParserConfig
 from semflow_ns.data.dataparsers.semflow_dataparser import SemanticFlowDataParserConfig
 from semflow_ns.data.datasets.pixel_sampler import SemanticFlowPixelSamplerConfig
@@ -21,28 +22,30 @@ from semflow_ns.pipelines.multi_scene_pipeline import MultiScenePipelineConfig
 from semflow_ns.utils.optimizers import FusedAdamOptimizerConfig
 from semflow_ns.utils.schedulers import FloatExponentialDecaySchedulerConfig
 
-MAX_STEPS = 2200
-"""Default training length; sized to finish within about 15 minutes on a 2-core CPU."""
+AUTO = 0
+"""A length of 0 (the default of `--max-num-iterations`, of the learning-rate decays and of the final
+evaluation) is decided when the data is loaded: see :mod:`semflow_ns.configs.schedule`."""
 
 CAMERA_OPT_LR = 1e-3
 """Initial learning rate of the camera pose corrections (radians / world units per Adam step, roughly)."""
 
 
-def _optimizer(lr: float, max_steps: int = MAX_STEPS) -> dict:
+def _optimizer(lr: float, max_steps: int = AUTO) -> dict:
     return {
         "optimizer": FusedAdamOptimizerConfig(lr=lr, eps=1e-15),
         "scheduler": FloatExponentialDecaySchedulerConfig(lr_final=lr / 10, warmup_steps=50, max_steps=max_steps),
     }
 
 
-def semantic_flow_config() -> TrainerConfig:
-    """The default `semantic-flow` trainer configuration."""
-    return TrainerConfig(
+def semantic_flow_config() -> SemanticFlowTrainerConfig:
+    """The default `semantic-flow` trainer configuration (its length sized to the video, see
+    :mod:`semflow_ns.configs.schedule`)."""
+    return SemanticFlowTrainerConfig(
         method_name="semantic-flow",
-        max_num_iterations=MAX_STEPS,
+        max_num_iterations=AUTO,
         steps_per_eval_batch=500,
         steps_per_eval_image=500,
-        steps_per_eval_all_images=MAX_STEPS,
+        steps_per_eval_all_images=AUTO,
         steps_per_save=1000,
         save_only_latest_checkpoint=True,
         mixed_precision=False,

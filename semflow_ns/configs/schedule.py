@@ -6,10 +6,10 @@ default) the trainer sets, once the data is loaded,
 
     steps = clip(round(visits_per_frame * N / frames_per_batch / 100) * 100, min_steps, max_steps)
 
-and sizes with it the learning-rate decay of every parameter group (optimizers whose scheduler has
-``max_steps``), the final evaluation of all images and the checkpoint interval. ``visits_per_frame`` was chosen
-from time-to-quality curves (README, "Training schedule"). A given ``--max-num-iterations`` is kept as it is,
-and so are the schedulers' own ``max_steps`` then.
+and the checkpoint interval. ``visits_per_frame`` was chosen from time-to-quality curves (README, "Training
+schedule"). A given ``--max-num-iterations`` is kept as it is. Either way, learning-rate decays whose
+``max_steps`` is 0 (the method's default) and a final evaluation of all images at 0 follow the run's length;
+values given for them are kept.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class SemanticFlowTrainer(Trainer):
     def setup_optimizers(self):  # noqa: ANN201 (nerfstudio's Optimizers)
         if self.config.max_num_iterations <= 0:
             apply_schedule(self.config, self._num_video_frames())
+        follow_length(self.config)
         return super().setup_optimizers()
 
     def _num_video_frames(self) -> int:
@@ -55,18 +56,26 @@ class SemanticFlowTrainer(Trainer):
         return len(datamanager.train_dataparser_outputs.image_filenames)  # type: ignore[attr-defined]
 
 
+def follow_length(config: TrainerConfig) -> None:
+    """Learning-rate decays and the final evaluation left at 0 follow the run's length."""
+    steps = config.max_num_iterations
+    if config.steps_per_eval_all_images <= 0:
+        config.steps_per_eval_all_images = steps
+    for group in config.optimizers.values():
+        scheduler = group.get("scheduler")
+        if scheduler is not None and getattr(scheduler, "max_steps", 1) <= 0:
+            scheduler.max_steps = steps
+
+
 def apply_schedule(config: SemanticFlowTrainerConfig, num_frames: int) -> int:
-    """Sets ``config``'s length, learning-rate decays, final evaluation and checkpoints for ``num_frames``."""
+    """Sets ``config``'s length and checkpoint interval for ``num_frames`` (and, where left at 0, the learning-rate
+    decays and the final evaluation)."""
     sampler = getattr(config.pipeline.datamanager, "pixel_sampler", None)
     per_batch = getattr(sampler, "num_frames_per_batch", 4)
     steps = scheduled_steps(num_frames, per_batch, config)
     config.max_num_iterations = steps
-    config.steps_per_eval_all_images = steps
     config.steps_per_save = min(config.steps_per_save, steps)
-    for group in config.optimizers.values():
-        scheduler = group.get("scheduler")
-        if scheduler is not None and hasattr(scheduler, "max_steps"):
-            scheduler.max_steps = steps
+    follow_length(config)
     CONSOLE.print(
         f"[bold]Semantic Flow:[/bold] {steps} steps for {num_frames} frames "
         f"({config.visits_per_frame:g} visits per frame, {per_batch} frames per batch; "
