@@ -2,7 +2,8 @@
 
 Tasks (presets in ``configs/``): ``tracking-first`` (DAVIS's semi-supervised protocol: only frame 0 labelled),
 ``tracking-50`` (labels on the first 50 % of the frames) and ``completion-every-2`` (labels on every 2nd frame),
-each evaluated with ``--eval-source unlabelled``.
+each evaluated with ``--eval-source unlabelled``; and ``withheld-every-8`` (every 8th frame left out of training
+and scored: new views along the camera path, for the models only).
 
 Predictors, on the same frames and scored by the same code (``image_metrics``):
 
@@ -53,7 +54,7 @@ from benchmark_speed import export_revision  # noqa: E402
 
 CONSOLE = Console()
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TASKS = ("tracking-first", "tracking-50", "completion-every-2")
+TASKS = ("tracking-first", "tracking-50", "completion-every-2", "withheld-every-8")
 """Task presets (``configs/<task>.txt``)."""
 METHODS = (
     "semantic-flow",
@@ -283,7 +284,8 @@ def jobs_of(args: Args) -> list[dict]:
         for task in args.tasks:
             for method in args.methods:
                 if method not in MODEL_PRESETS:
-                    jobs.append({"scene": str(scene), "task": task, "method": method})
+                    if "--label-frames" in task_args(task):  # the 2D baselines carry labels from labelled frames
+                        jobs.append({"scene": str(scene), "task": task, "method": method})
                     continue
                 for reference in [""] + ([args.reference] if args.reference else []):
                     for seed in args.seeds:

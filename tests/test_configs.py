@@ -57,7 +57,7 @@ splits") and two completion densities."""
 
 
 def test_every_preset_is_checked() -> None:
-    assert sorted(p.name for p in CONFIGS.glob("*.txt")) == sorted([*EXPECTED, *TASKS])
+    assert sorted(p.name for p in CONFIGS.glob("*.txt")) == sorted([*EXPECTED, *TASKS, *VIEW_TASKS])
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -67,6 +67,20 @@ def test_preset_parses_and_applies(name: str) -> None:
     args = shlex.split((CONFIGS / name).read_text())
     config = tyro.cli(AnnotatedBaseConfigUnion, args=["semantic-flow", *args])  # what ns-train parses
     assert EXPECTED[name](config)
+
+
+VIEW_TASKS = {"withheld-every-8.txt": ("every:8+4", [4])}
+"""Presets that leave frames out of training and score them (new views along the camera path)."""
+
+
+@pytest.mark.parametrize("name", sorted(VIEW_TASKS))
+def test_withheld_frame_preset_parses_as_dataparser_options(name: str) -> None:
+    args = shlex.split((CONFIGS / name).read_text())
+    config = tyro.cli(AnnotatedBaseConfigUnion, args=["semantic-flow", "semflow-data", "--data", "scene", *args])
+    parser = config.pipeline.datamanager.dataparser
+    spec, frames_of_12 = VIEW_TASKS[name]
+    assert (parser.withheld_frames, parser.eval_source) == (spec, "withheld")
+    assert parse_frame_set(parser.withheld_frames, 12) == frames_of_12
 
 
 @pytest.mark.parametrize("dataparser", ["semflow-data", "dynnerf-data"])
