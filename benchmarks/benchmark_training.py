@@ -52,6 +52,10 @@ class Args:
     """Training steps of nerfacto (0 skips it)."""
     eval_every_seconds: float = 120.0
     """Wall-clock interval between held-out evaluations of semantic-flow."""
+    eval_every_steps: int = 0
+    """Evaluate every this many steps instead (not affected by other load on the machine; 0: by wall time)."""
+    model_args: str = ""
+    """More `ns-train semantic-flow` options (e.g. "--pipeline.model.semantic-field-features False")."""
     output: Path = Path("outputs/benchmark")
     """Where runs and results.json go."""
     worker: Optional[str] = None
@@ -59,11 +63,16 @@ class Args:
 
 
 def _trainer(method: str, args: Args, steps: int):
-    from nerfstudio.configs.method_configs import all_methods
+    import shlex
+
+    import tyro
+    from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion, all_methods
 
     from semflow_ns.data.dataparsers.semflow_dataparser import SemanticFlowDataParserConfig
 
     config = all_methods[method]
+    if method == "semantic-flow" and args.model_args:
+        config = tyro.cli(AnnotatedBaseConfigUnion, args=[method, *shlex.split(args.model_args)])
     config.machine.device_type = "cpu"
     config.vis = "tensorboard"
     config.output_dir = args.output / "runs"
@@ -117,7 +126,8 @@ def run_worker(method: str, args: Args) -> dict:
             callback.run_callback_at_location(step, location=TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
         train_time += time.perf_counter() - tick
         wall = time.perf_counter() - start - eval_time  # what a plain ns-train run would have taken so far
-        if method == "semantic-flow" and (wall >= next_eval or step == steps - 1):
+        due = (step + 1) % args.eval_every_steps == 0 if args.eval_every_steps > 0 else wall >= next_eval
+        if method == "semantic-flow" and (due or step == steps - 1):
             tick = time.perf_counter()
             curve.append({"step": step + 1, "wall_s": wall, **_evaluate(trainer)})
             eval_time += time.perf_counter() - tick
@@ -158,6 +168,7 @@ def _alexnet_home() -> str:
 def _spawn(method: str, args: Args, env: dict) -> dict:
     cmd = [sys.executable, __file__, "--worker", method, "--output", str(args.output)]
     cmd += ["--nerfacto-steps", str(args.nerfacto_steps), "--eval-every-seconds", str(args.eval_every_seconds)]
+    cmd += ["--eval-every-steps", str(args.eval_every_steps), f"--model-args={args.model_args}"]
     if args.steps is not None:
         cmd += ["--steps", str(args.steps)]
     if args.data is not None:
