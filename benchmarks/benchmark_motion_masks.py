@@ -66,18 +66,24 @@ class Row:
     seconds: float
 
 
+def ground_truth(masks: Path, paths: list[Path], sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    """The clip's object masks (any non-zero value), paired with the frame files and resized to ``sizes`` (w, h)."""
+    out = []
+    for truth_file, size in zip(pair_files(paths, list_images(masks), f"masks in {masks}"), sizes, strict=True):
+        assert truth_file is not None
+        with Image.open(truth_file) as image:
+            out.append(np.asarray(image.convert("L").resize(size, Image.Resampling.NEAREST)) > 0)
+    return out
+
+
 def score_clip(name: str, images: Path, masks: Path, max_size: int) -> Row:
     """Masks of every frame of one clip against its ground truth (any non-zero mask value is the object)."""
     start = time.perf_counter()
     frames, paths = read_folder(images, 1, 0, max_size)
-    truth_files = pair_files(paths, list_images(masks), f"masks in {masks}")
+    truths = ground_truth(masks, paths, [(f.rgb.shape[1], f.rgb.shape[0]) for f in frames])
     flows = estimate_video_flow([f.rgb for f in frames], "medium", False, None)
     scores = []
-    for index, (frame, truth_file) in enumerate(zip(frames, truth_files, strict=True)):
-        assert truth_file is not None
-        with Image.open(truth_file) as image:
-            size = (frame.rgb.shape[1], frame.rgb.shape[0])
-            truth = np.asarray(image.convert("L").resize(size, Image.Resampling.NEAREST)) > 0
+    for index, truth in enumerate(truths):
         mask = motion_mask(flows, index)
         moving, static = mask == 255, mask == 0
         on_object = max(int(truth.sum()), 1)

@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import tyro
-from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_motion_masks import ground_truth  # noqa: E402
 from process_sweep import find_clips  # noqa: E402
 
-from semflow_ns.data.producers.files import list_images, pair_files  # noqa: E402
 from semflow_ns.data.producers.optical_flow import estimate_video_flow  # noqa: E402
 from semflow_ns.process.frames import read_folder  # noqa: E402
 from semflow_ns.process.motion import motion_mask  # noqa: E402
@@ -75,19 +74,10 @@ def jaccard(found: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if union == 0 else float((found & truth).sum()) / union
 
 
-def _truth(masks: Path, paths: list[Path], sizes: list[tuple[int, int]]) -> list[np.ndarray]:
-    out = []
-    for truth_file, size in zip(pair_files(paths, list_images(masks), f"masks in {masks}"), sizes, strict=True):
-        assert truth_file is not None
-        with Image.open(truth_file) as image:
-            out.append(np.asarray(image.convert("L").resize(size, Image.Resampling.NEAREST)) > 0)
-    return out
-
-
 def score_clip(name: str, images: Path, masks: Path, max_size: int) -> Row:
     """Objects found on every frame of one clip against its ground truth (any non-zero mask value is the object)."""
     frames, paths = read_folder(images, 1, 0, max_size)
-    truth = _truth(masks, paths, [(f.rgb.shape[1], f.rgb.shape[0]) for f in frames])
+    truth = ground_truth(masks, paths, [(f.rgb.shape[1], f.rgb.shape[0]) for f in frames])
     flows = estimate_video_flow([f.rgb for f in frames], "medium", False, None)
     levels = [motion_mask(flows, i) for i in range(len(frames))]
     start = time.perf_counter()

@@ -51,6 +51,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_speed import export_revision  # noqa: E402
+from benchmark_training import trainer_step  # noqa: E402
 
 CONSOLE = Console()
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -179,19 +180,13 @@ def _scale_arg(scale: float) -> dict:
 def _train_with_curve(trainer, scene: Path, eval_every: int, start: float, scale: float) -> tuple[list[dict], float]:
     """Trains as ``Trainer.train`` does, scoring the evaluation split every ``eval_every`` steps; returns the
     points (wall time of each without the evaluations before it) and the time the evaluations took."""
-    from nerfstudio.engine.callbacks import TrainingCallbackLocation
 
     from semflow_ns.scripts.eval import RunVideos, score_images
 
     curve, eval_s = [], 0.0
     steps = trainer.config.max_num_iterations
     for step in range(steps):
-        trainer.pipeline.train()
-        for callback in trainer.callbacks:
-            callback.run_callback_at_location(step, location=TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
-        trainer.train_iteration(step)
-        for callback in trainer.callbacks:
-            callback.run_callback_at_location(step, location=TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+        trainer_step(trainer, step)
         if (step + 1) % eval_every == 0 and step + 1 < steps:
             tick = time.perf_counter()
             means, _ = score_images(trainer.pipeline, RunVideos([video_times(scene)]), **_scale_arg(scale))

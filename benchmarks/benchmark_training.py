@@ -107,7 +107,6 @@ def _without_std(metrics: dict) -> dict:
 
 def run_worker(method: str, args: Args) -> dict:
     """Trains one method and returns its measurements."""
-    from nerfstudio.engine.callbacks import TrainingCallbackLocation
 
     steps = args.nerfacto_steps if method == "nerfacto" else (args.steps or _default_steps(method))
     start = time.perf_counter()
@@ -118,12 +117,7 @@ def run_worker(method: str, args: Args) -> dict:
     for step in range(steps):
         trainer.step = step
         tick = time.perf_counter()
-        trainer.pipeline.train()
-        for callback in trainer.callbacks:
-            callback.run_callback_at_location(step, location=TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
-        trainer.train_iteration(step)
-        for callback in trainer.callbacks:
-            callback.run_callback_at_location(step, location=TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+        trainer_step(trainer, step)
         train_time += time.perf_counter() - tick
         wall = time.perf_counter() - start - eval_time  # what a plain ns-train run would have taken so far
         due = (step + 1) % args.eval_every_steps == 0 if args.eval_every_steps > 0 else wall >= next_eval
@@ -145,6 +139,18 @@ def run_worker(method: str, args: Args) -> dict:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "curve": curve,
     }
+
+
+def trainer_step(trainer, step: int) -> None:
+    """One training step as ``Trainer.train`` runs it: the callbacks around ``train_iteration``."""
+    from nerfstudio.engine.callbacks import TrainingCallbackLocation
+
+    trainer.pipeline.train()
+    for callback in trainer.callbacks:
+        callback.run_callback_at_location(step, location=TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+    trainer.train_iteration(step)
+    for callback in trainer.callbacks:
+        callback.run_callback_at_location(step, location=TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
 
 
 def _default_steps(method: str) -> int:
