@@ -139,6 +139,17 @@ def read_source(config_path: Path) -> SourceRun:
     return SourceRun(upgrade_state_keys(state), class_names, checkpoints[-1])
 
 
+def source_uses_field_features(config: AdaptationConfig, feature_dim: int, flow_dim: int) -> Optional[bool]:
+    """Whether the source run's dynamic semantic head also sees the field features (its first layer is
+    ``flow_dim + feature_dim`` wide rather than ``flow_dim``); None when that cannot be told (no source, or a
+    head of neither width), so the new run keeps its own choice and a real mismatch is reported when loading."""
+    if config.load_config is None or "semantic-heads" not in config.parts:
+        return None
+    widths = {flow_dim + feature_dim: True, flow_dim: False}
+    weight = read_source(config.load_config).state.get("dynamic.semantic_head.mlp.layers.0.weight")
+    return None if weight is None else widths.get(int(weight.shape[1]))
+
+
 def module_at(model: nn.Module, path: str) -> Optional[nn.Module]:
     """The submodule at the dotted attribute ``path`` of ``model``, or None where the path breaks off."""
     module: Optional[nn.Module] = model

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn import Parameter
 
 from semflow_ns.data.dataparsers.multi_scene import SCENE_KEY, SceneData
-from semflow_ns.model_components.adaptation import PARTS, AdaptationConfig, module_at
+from semflow_ns.model_components.adaptation import PARTS, AdaptationConfig, module_at, source_uses_field_features
 from semflow_ns.model_components.editing import SceneEdit
 from semflow_ns.models.model_config import SemanticFlowModelConfig
 from semflow_ns.models.semflow_model import SemanticFlowModel
@@ -50,14 +50,29 @@ class MultiSceneModelConfig(SemanticFlowModelConfig):
     """Scene rendered for cameras that belong to no scene (viewer, camera paths) until the viewer panel picks
     another one."""
 
-    def scene_config(self, first: bool) -> SemanticFlowModelConfig:
+    def scene_config(self, first: bool, field_features: Optional[bool] = None) -> SemanticFlowModelConfig:
         """The configuration of one scene's model; only the first scene loads an adaptation source (the parts it
-        loads are the shared ones)."""
+        loads are the shared ones). The scenes share their semantic heads, so the head's inputs are decided once
+        for all (``field_features``, when the option is left to the data)."""
         values = {f.name: getattr(self, f.name) for f in fields(SemanticFlowModelConfig) if f.init}
         values.pop("_target")
         if not first:
             values["adaptation"] = AdaptationConfig()
+        if values["semantic_field_features"] is None:
+            values["semantic_field_features"] = field_features
         return SemanticFlowModelConfig(**values)
+
+    def shared_field_features(self, scenes: list[SceneData]) -> bool:
+        """Whether the shared dynamic semantic head sees the field features: as given; else as the adaptation
+        source's head; else True unless some scene has frames without training labels (as for one scene)."""
+        if self.semantic_field_features is not None:
+            return self.semantic_field_features
+        flow_dim = self.scene_flow.window * self.attention.d_model
+        source = source_uses_field_features(self.adaptation, self.dynamic_field.feature_dim, flow_dim)
+        if source is not None:
+            return source
+        labelled = [s.video.labelled for s in scenes]
+        return not any(flags is not None and any(flags) and not all(flags) for flags in labelled)
 
 
 def _set(module: nn.Module, path: str, value: nn.Module) -> None:
@@ -93,8 +108,9 @@ class MultiSceneModel(Model):
         metadata = self.kwargs.get("metadata", {})
         scenes: list[SceneData] = metadata["semflow_scenes"]
         num_instance_ids = max((i.id + 1 for scene in scenes for i in scene.info.instances), default=0)
+        field_features = self.config.shared_field_features(scenes)
         models = [
-            self.config.scene_config(first=index == 0).setup(
+            self.config.scene_config(first=index == 0, field_features=field_features).setup(
                 scene_box=scene.scene_box,
                 num_train_data=scene.num_train_images,
                 metadata={"semflow_video": scene.video, "semflow_scene": scene.info, "semantics": scene.semantics},

@@ -20,6 +20,7 @@ The loss assembly is in :mod:`~semflow_ns.model_components.loss_terms`, the whol
 :mod:`~semflow_ns.model_components.image_outputs`. The viewer panel is imported when a model is built.
 """
 
+import dataclasses
 from functools import partial
 from typing import Any, Optional
 
@@ -54,7 +55,7 @@ from semflow_ns.fields.dynamic_branch import DynamicBranch, upgrade_state_keys
 from semflow_ns.fields.encoding import SceneNormalizer
 from semflow_ns.fields.radiance_field import RadianceField
 from semflow_ns.model_components import losses
-from semflow_ns.model_components.adaptation import freeze_parts, load_parts
+from semflow_ns.model_components.adaptation import freeze_parts, load_parts, source_uses_field_features
 from semflow_ns.model_components.dynamic_query import MIN_OPACITY
 from semflow_ns.model_components.editing import SceneEdit, highlight, removed_densities
 from semflow_ns.model_components.image_outputs import displayable_semantics, flow_image, image_metrics_and_images
@@ -85,7 +86,7 @@ class SemanticFlowModel(Model):
         super().populate_modules()
         metadata = self.kwargs.get("metadata", {})
         video: VideoFrames = metadata["semflow_video"]
-        self.config = resolve_label_defaults(self.config, video.labelled)  # options left to the data
+        self.config = resolve_label_defaults(self._follow_adaptation_source(self.config), video.labelled)
         self.scene_info: SceneInfo = metadata["semflow_scene"]
         semantics: Semantics = metadata["semantics"]
         self.class_names = list(semantics.classes)
@@ -140,6 +141,16 @@ class SemanticFlowModel(Model):
         if cfg.adaptation.load_config is not None and cfg.adaptation.freeze:
             frozen = freeze_parts(self, cfg.adaptation)
             CONSOLE.print(f"[bold]Semantic Flow:[/bold] {', '.join(cfg.adaptation.freeze)} frozen ({frozen} values)")
+
+    @staticmethod
+    def _follow_adaptation_source(config: SemanticFlowModelConfig) -> SemanticFlowModelConfig:
+        """A run adapted from another takes the source's semantic head (field features or not) when its own is
+        left to the data: the heads must have the same inputs to be loaded."""
+        if config.semantic_field_features is not None or config.semantic_source != "flow":
+            return config
+        flow_dim = config.scene_flow.window * config.attention.d_model
+        uses = source_uses_field_features(config.adaptation, config.dynamic_field.feature_dim, flow_dim)
+        return config if uses is None else dataclasses.replace(config, semantic_field_features=uses)
 
     # ------------------------------------------------------------------------------------------
     # parameters and callbacks

@@ -30,6 +30,10 @@ class SemanticFlowPixelSamplerConfig(PixelSamplerConfig):
     depth_ray_fraction: float = 0.0625
     """Fraction of the rays drawn from pixels with depth to supervise (SfM points, depth maps), when the scene has
     depth and the chosen frames have any (sparse SfM points cover about 1 % of the pixels)."""
+    labelled_frames_per_batch: int = 1
+    """When only some frames have labels (a label subset), at least this many of each batch's frames are labelled
+    ones (as many as there are, if fewer): with uniform draws a video labelled on its first frame only would see
+    its labels in one batch of ten (4 of 40 frames)."""
 
 
 def sample_indices(
@@ -45,6 +49,8 @@ def sample_indices(
     allowed: Optional[Tensor] = None,
     depth: Optional[Tensor] = None,
     depth_ray_fraction: float = 0.0,
+    labelled: Optional[Tensor] = None,
+    labelled_frames: int = 0,
 ) -> Int[Tensor, "batch_size 3"]:
     """(image, y, x) indices of a batch: ``num_frames_per_batch`` random images (<= 0: all), a
     ``dynamic_ray_fraction`` of the rays on pixels whose ``motion`` [num_images, H, W, 1] is 1 (none when
@@ -52,12 +58,17 @@ def sample_indices(
     With ``groups`` (the scene of each image in a multi-scene run) the images are spread over the groups: one
     from each group before a second from any. With ``allowed`` (bool per image) only those images are drawn.
     With ``depth`` ([num_images, H, W, 2] depth targets and confidences) a ``depth_ray_fraction`` of the rays go
-    to pixels with depth."""
+    to pixels with depth. With ``labelled`` (bool per image) at least ``labelled_frames`` of the chosen images are
+    labelled ones, where there are (single-scene batches)."""
     candidates = num_images if allowed is None else int(allowed.sum())
     num_frames = candidates if num_frames_per_batch <= 0 else min(num_frames_per_batch, candidates)
     frames = torch.randperm(num_images, device=device)
     if allowed is not None:
         frames = frames[allowed.to(device)[frames]]
+    if labelled is not None and labelled_frames > 0 and groups is None:
+        is_labelled = labelled.to(device)[frames]
+        first = is_labelled & (torch.cumsum(is_labelled.long(), 0) <= labelled_frames)  # the first k labelled ones
+        frames = frames[torch.argsort((~first).long(), stable=True)]
     if groups is not None:
         member = torch.nn.functional.one_hot(groups.to(device)[frames].long())
         rank = (member.cumsum(0) * member).sum(-1)  # 1 for a group's first image in the random order, 2 ...
@@ -112,6 +123,17 @@ class SemanticFlowPixelSampler(PixelSampler):
     def _uses_mask(self, mask: Optional[Tensor]) -> bool:
         return mask is not None and not self.config.ignore_mask
 
+    def _labelled(self, batch: dict) -> Optional[Tensor]:
+        """Which images have labels, when only some have (computed once per image batch)."""
+        semantics = batch.get("semantics")
+        if semantics is None:
+            return None
+        key = (id(semantics), semantics.shape)
+        if getattr(self, "_labelled_key", None) != key:
+            has = (semantics >= 0).flatten(1).any(dim=1)
+            self._labelled_key, self._labelled_images = key, has if bool(has.any()) and not bool(has.all()) else None
+        return self._labelled_images
+
     def collate_image_dataset_batch(self, batch: dict, num_rays_per_batch: int, keep_full_image: bool = False):
         config = self.config
         if config.is_equirectangular or config.fisheye_crop_radius is not None or self._uses_mask(batch.get("mask")):
@@ -122,7 +144,7 @@ class SemanticFlowPixelSampler(PixelSampler):
             config.num_frames_per_batch, config.dynamic_ray_fraction, batch["image"].device,
             batch["scene"][:, 0, 0, 0].long() if "scene" in batch else None,
             batch["withheld"][:, 0, 0, 0] == 0 if "withheld" in batch else None,
-            batch.get("depth"), config.depth_ray_fraction,
+            batch.get("depth"), config.depth_ray_fraction, self._labelled(batch), config.labelled_frames_per_batch,
         )  # fmt: skip
         return _ChosenIndices(config, indices).collate_image_dataset_batch(batch, num_rays_per_batch, keep_full_image)
 

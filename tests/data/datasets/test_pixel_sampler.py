@@ -168,3 +168,15 @@ def test_withheld_images_are_never_drawn():
     for _ in range(5):
         drawn |= set(sampler.sample(batch)["image"][:, 0].long().tolist())
     assert drawn == {0, 2, 3, 5}
+
+
+def test_with_labels_on_some_frames_every_batch_draws_a_labelled_frame():
+    batch = make_batch(motion=moving_square())
+    batch["semantics"] = torch.full((F, H, W, 1), -1, dtype=torch.long)
+    batch["semantics"][0] = 1  # only the first frame is labelled
+    sampler = make_sampler(rays=64, frames=2, dynamic=0.0)
+    for _ in range(10):
+        assert 0 in set(sampler.sample(batch)["image"][:, 0].long().tolist())
+    off = make_sampler(rays=64, frames=2, dynamic=0.0, labelled_frames_per_batch=0)
+    seen = [0 in set(off.sample(batch)["image"][:, 0].long().tolist()) for _ in range(30)]
+    assert not all(seen), "without the option frame 0 is one of six"
