@@ -210,7 +210,7 @@ def viewer_click_latency(config, pipeline, step: int, clicks: int, chromium: str
     centre = torch.from_numpy(look_at_point(poses, model.scene_box.aabb.mean(0).numpy().astype(float)))
     rng = np.random.default_rng(0)
     seconds, callback, states = [], [], []
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = Chromium(chromium, (1400, 1000), Path(profile))
         try:
             browser.call("Page.navigate", url=viewer_url(viewer))

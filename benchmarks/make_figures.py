@@ -19,6 +19,8 @@ DevTools protocol so that the picture is taken once the viewer has rendered the 
 
 import base64
 import json
+import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -139,6 +141,7 @@ class Chromium:
             [*command, f"--remote-debugging-port={port}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes form one group that close() ends together
         )
         self.calls = 0
         deadline = time.time() + 30.0
@@ -167,9 +170,23 @@ class Chromium:
         path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
 
     def close(self) -> None:
+        """Ends the browser and every helper process it started, so that its profile folder can be removed."""
         self.socket.close()
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        for _ in range(50):  # helpers outlive the main process for a moment
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
 
 
 REVEAL_PANEL = """
@@ -216,7 +233,7 @@ def screenshot_viewer(args: Args, config, pipeline, step: int, removal: SceneEdi
     poses = np.tile(np.eye(4), (len(cameras), 1, 1))
     poses[:, :3] = cameras.camera_to_worlds.numpy()
     centre = torch.from_numpy(look_at_point(poses, pipeline.model.scene_box.aabb.mean(0).numpy().astype(float)))
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = Chromium(args.chromium, args.window, Path(profile))
         try:
             browser.call("Page.navigate", url=viewer_url(viewer))

@@ -155,7 +155,7 @@ def test_a_click_in_the_browser_inspects_the_point_at_the_centre_of_the_view(vie
     camera = frame_camera(model, frame)
     state = camera_state(camera, 0)
     count = len(tools.inspections)
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = Chromium("chromium", (900, 700), Path(profile))
         try:
             browser.call("Page.navigate", url=viewer_url(viewer))
