@@ -477,3 +477,30 @@ def test_depth_supervision_reaches_the_fields_where_the_scene_measures_depth(sce
     _, plain = tiny_pipeline(scene_copy, depth_loss_mult=0.0)
     plain.train()
     assert float(plain.get_train_loss_dict(step=0)[1]["depth"]) == 0.0
+
+
+def test_the_step_with_kept_neighbour_features_computes_the_reference_losses(tiny_scene):
+    """Kept (detached) features of neighbour frames are the speed path; ``neighbour_refresh_steps`` 0 the
+    reference path that encodes every frame with gradients. While the kept features are current, both give the
+    same losses, and the frames of the batch's rays train the encoder on both."""
+    torch.manual_seed(0)
+    _, fast = tiny_pipeline(tiny_scene)
+    _, reference = tiny_pipeline(tiny_scene)
+    reference.model.dynamic.aggregator.bank.refresh_steps = 0
+    reference.model.load_state_dict(fast.model.state_dict())
+    ray_bundle, batch = fast.datamanager.next_train(0)
+    losses = []
+    for pipeline in (fast, reference):
+        model = pipeline.model
+        model.train()
+        torch.manual_seed(1)  # the same proposal and semantic samples
+        outputs = model(ray_bundle)
+        loss_dict = model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
+        sum(loss_dict.values()).backward()
+        encoder_grad = sum(p.grad.abs().sum() for p in model.dynamic.aggregator.bank.encoder.parameters())
+        losses.append(({k: float(v) for k, v in loss_dict.items()}, float(encoder_grad)))
+    (fast_losses, fast_grad), (reference_losses, reference_grad) = losses
+    assert fast_losses.keys() == reference_losses.keys()
+    for key, value in fast_losses.items():
+        assert value == pytest.approx(reference_losses[key], rel=1e-4, abs=1e-6), key
+    assert fast_grad > 0 and reference_grad > 0

@@ -25,7 +25,7 @@ class SemanticFlowTrainerConfig(TrainerConfig):
     """nerfstudio's trainer with a schedule sized to the video (``--max-num-iterations 0``, the default)."""
 
     _target: type = field(default_factory=lambda: SemanticFlowTrainer)
-    visits_per_frame: float = 100.0
+    visits_per_frame: float = 175.0
     """Automatic schedule: times each video frame is among a batch's frames over the run."""
     min_steps: int = 800
     """Automatic schedule: fewest steps."""
