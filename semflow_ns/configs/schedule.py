@@ -7,9 +7,9 @@ default) the trainer sets, once the data is loaded,
     steps = clip(round(visits_per_frame * N / frames_per_batch / 100) * 100, min_steps, max_steps)
 
 and the checkpoint interval. ``visits_per_frame`` was chosen from time-to-quality curves (README, "Training
-schedule"). A given ``--max-num-iterations`` is kept as it is. Either way, learning-rate decays whose
-``max_steps`` is 0 (the method's default) and a final evaluation of all images at 0 follow the run's length;
-values given for them are kept.
+length sized to the video"). A given ``--max-num-iterations`` is kept as it is. Either way, learning-rate decays
+whose ``max_steps`` is 0 (the method's default) and a final evaluation of all images at 0 follow the run's
+length; values given for them are kept.
 """
 
 from __future__ import annotations
