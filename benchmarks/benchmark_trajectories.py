@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -210,32 +209,31 @@ def viewer_click_latency(config, pipeline, step: int, clicks: int, chromium: str
     centre = torch.from_numpy(look_at_point(poses, model.scene_box.aabb.mean(0).numpy().astype(float)))
     rng = np.random.default_rng(0)
     seconds, callback, states = [], [], []
-    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
-        browser = Chromium(chromium, (1400, 1000), Path(profile))
-        try:
-            browser.call("Page.navigate", url=viewer_url(viewer))
-            wait_for(lambda: bool(viewer.viser_server.get_clients()), 60.0, "the browser to connect")
-            (client,) = viewer.viser_server.get_clients().values()
-            point_client_camera(client, camera_state(cameras, middle), centre)
-            machine = viewer.render_statemachines[client.client_id]
-            wait_for(lambda: bool(machine.output_keys), 900.0, "the first render")
-            panel.pointer_mode.value = INSPECT
-            wait_for(lambda: tools.mode == INSPECT, 10.0, "inspect mode")
-            x, y = json.loads(browser.call("Runtime.evaluate", expression=CANVAS_CENTRE)["result"]["value"])
-            for _ in range(clicks):
-                viewer._trigger_rerender()
-                wait_for(lambda: machine.state == "high", 120.0, "a full-resolution render")  # noqa: B023
-                time.sleep(float(rng.uniform(0.2, 2.0)))  # into that render
-                count, states = len(tools.inspections), states + [machine.state]
-                started = time.perf_counter()
-                for kind in ("mousePressed", "mouseReleased"):
-                    browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
-                wait_for(lambda: len(tools.inspections) > count, 120.0, "the click's answer")  # noqa: B023
-                seconds.append(time.perf_counter() - started)
-                callback.append(tools.latency)
-        finally:
-            browser.close()
-            viewer.viser_server.stop()
+    browser = Chromium(chromium, (1400, 1000))
+    try:
+        browser.call("Page.navigate", url=viewer_url(viewer))
+        wait_for(lambda: bool(viewer.viser_server.get_clients()), 60.0, "the browser to connect")
+        (client,) = viewer.viser_server.get_clients().values()
+        point_client_camera(client, camera_state(cameras, middle), centre)
+        machine = viewer.render_statemachines[client.client_id]
+        wait_for(lambda: bool(machine.output_keys), 900.0, "the first render")
+        panel.pointer_mode.value = INSPECT
+        wait_for(lambda: tools.mode == INSPECT, 10.0, "inspect mode")
+        x, y = json.loads(browser.call("Runtime.evaluate", expression=CANVAS_CENTRE)["result"]["value"])
+        for _ in range(clicks):
+            viewer._trigger_rerender()
+            wait_for(lambda: machine.state == "high", 120.0, "a full-resolution render")  # noqa: B023
+            time.sleep(float(rng.uniform(0.2, 2.0)))  # into that render
+            count, states = len(tools.inspections), states + [machine.state]
+            started = time.perf_counter()
+            for kind in ("mousePressed", "mouseReleased"):
+                browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+            wait_for(lambda: len(tools.inspections) > count, 120.0, "the click's answer")  # noqa: B023
+            seconds.append(time.perf_counter() - started)
+            callback.append(tools.latency)
+    finally:
+        browser.close()
+        viewer.viser_server.stop()
     return {
         "max_res": int(viewer.control_panel.max_res),
         "clicks": clicks,

@@ -128,9 +128,12 @@ def stack(rows: list[Image.Image]) -> Image.Image:
 
 
 class Chromium:
-    """Headless Chromium, driven over the DevTools protocol (navigate, run JavaScript, screenshot)."""
+    """Headless Chromium, driven over the DevTools protocol (navigate, run JavaScript, screenshot), with a
+    throwaway profile folder that :meth:`close` removes."""
 
-    def __init__(self, binary: str, window: tuple[int, int], profile: Path) -> None:
+    def __init__(self, binary: str, window: tuple[int, int]) -> None:
+        self.profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
+        profile = self.profile.name
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -170,7 +173,7 @@ class Chromium:
         path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
 
     def close(self) -> None:
-        """Ends the browser and every helper process it started, so that its profile folder can be removed."""
+        """Ends the browser and every helper process it started, then removes its profile folder."""
         self.socket.close()
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -187,6 +190,7 @@ class Chromium:
             except ProcessLookupError:
                 break
             time.sleep(0.1)
+        self.profile.cleanup()
 
 
 REVEAL_PANEL = """
@@ -233,30 +237,29 @@ def screenshot_viewer(args: Args, config, pipeline, step: int, removal: SceneEdi
     poses = np.tile(np.eye(4), (len(cameras), 1, 1))
     poses[:, :3] = cameras.camera_to_worlds.numpy()
     centre = torch.from_numpy(look_at_point(poses, pipeline.model.scene_box.aabb.mean(0).numpy().astype(float)))
-    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
-        browser = Chromium(args.chromium, args.window, Path(profile))
-        try:
-            browser.call("Page.navigate", url=viewer_url(viewer))
-            wait_for(lambda: bool(viewer.viser_server.get_clients()), 60.0, "the browser to connect")
-            (client,) = viewer.viser_server.get_clients().values()
-            point_client_camera(client, camera_state(cameras, middle), centre)
-            machine = viewer.render_statemachines[client.client_id]
-            wait_for(lambda: "semantics_colormap" in machine.output_keys, args.timeout, "the first render")
-            render_in_browser(viewer, machine, "semantics_colormap", args)
-            browser.call("Runtime.evaluate", expression=REVEAL_PANEL)
-            time.sleep(1.0)
-            browser.screenshot(args.output_dir / "viewer_semantics.png")
-            (panel,) = [e for _, e in viewer.viewer_elements if isinstance(e, SemanticFlowPanel)]
-            for class_id in removal.removed_classes:
-                panel.class_boxes[class_id].value = False
-            render_in_browser(viewer, machine, "rgb", args)
-            browser.call("Runtime.evaluate", expression=REVEAL_PANEL)
-            time.sleep(1.0)
-            browser.screenshot(args.output_dir / "viewer_removed.png")
-            screenshot_paths(args, viewer, browser, client, machine)
-        finally:
-            browser.close()
-            viewer.viser_server.stop()
+    browser = Chromium(args.chromium, args.window)
+    try:
+        browser.call("Page.navigate", url=viewer_url(viewer))
+        wait_for(lambda: bool(viewer.viser_server.get_clients()), 60.0, "the browser to connect")
+        (client,) = viewer.viser_server.get_clients().values()
+        point_client_camera(client, camera_state(cameras, middle), centre)
+        machine = viewer.render_statemachines[client.client_id]
+        wait_for(lambda: "semantics_colormap" in machine.output_keys, args.timeout, "the first render")
+        render_in_browser(viewer, machine, "semantics_colormap", args)
+        browser.call("Runtime.evaluate", expression=REVEAL_PANEL)
+        time.sleep(1.0)
+        browser.screenshot(args.output_dir / "viewer_semantics.png")
+        (panel,) = [e for _, e in viewer.viewer_elements if isinstance(e, SemanticFlowPanel)]
+        for class_id in removal.removed_classes:
+            panel.class_boxes[class_id].value = False
+        render_in_browser(viewer, machine, "rgb", args)
+        browser.call("Runtime.evaluate", expression=REVEAL_PANEL)
+        time.sleep(1.0)
+        browser.screenshot(args.output_dir / "viewer_removed.png")
+        screenshot_paths(args, viewer, browser, client, machine)
+    finally:
+        browser.close()
+        viewer.viser_server.stop()
 
 
 def inspect_moving_objects(pipeline, frame: int) -> int:

@@ -6,7 +6,6 @@ import json
 import shutil
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -155,27 +154,26 @@ def test_a_click_in_the_browser_inspects_the_point_at_the_centre_of_the_view(vie
     camera = frame_camera(model, frame)
     state = camera_state(camera, 0)
     count = len(tools.inspections)
-    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
-        browser = Chromium("chromium", (900, 700), Path(profile))
-        try:
-            browser.call("Page.navigate", url=viewer_url(viewer))
-            _wait_for(lambda: bool(viewer.viser_server.get_clients()), 60.0)
-            (client,) = viewer.viser_server.get_clients().values()
-            _wait_for(lambda: bool(viewer.render_statemachines[client.client_id].output_keys), 120.0)
-            moved: list[int] = []
-            client.camera.on_update(lambda _: moved.append(1))
-            centre = camera.camera_to_worlds[0, :3, 3] - camera.camera_to_worlds[0, :3, 2]
-            point_client_camera(client, state, centre)
-            target = state.c2w[:3, 3].numpy() * VISER_NERFSTUDIO_SCALE_RATIO
-            _wait_for(lambda: bool(moved) and np.allclose(client.camera.position, target, atol=1e-2), 30.0)
-            time.sleep(1.0)  # the browser's camera settles
-            view = viewer.get_camera_state(client).c2w.float()  # the browser's camera, as the viewer renders it
-            x, y = json.loads(browser.call("Runtime.evaluate", expression=CANVAS_CENTRE)["result"]["value"])
-            for kind in ("mousePressed", "mouseReleased"):
-                browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
-            _wait_for(lambda: len(tools.inspections) > count, 60.0)
-        finally:
-            browser.close()
+    browser = Chromium("chromium", (900, 700))
+    try:
+        browser.call("Page.navigate", url=viewer_url(viewer))
+        _wait_for(lambda: bool(viewer.viser_server.get_clients()), 60.0)
+        (client,) = viewer.viser_server.get_clients().values()
+        _wait_for(lambda: bool(viewer.render_statemachines[client.client_id].output_keys), 120.0)
+        moved: list[int] = []
+        client.camera.on_update(lambda _: moved.append(1))
+        centre = camera.camera_to_worlds[0, :3, 3] - camera.camera_to_worlds[0, :3, 2]
+        point_client_camera(client, state, centre)
+        target = state.c2w[:3, 3].numpy() * VISER_NERFSTUDIO_SCALE_RATIO
+        _wait_for(lambda: bool(moved) and np.allclose(client.camera.position, target, atol=1e-2), 30.0)
+        time.sleep(1.0)  # the browser's camera settles
+        view = viewer.get_camera_state(client).c2w.float()  # the browser's camera, as the viewer renders it
+        x, y = json.loads(browser.call("Runtime.evaluate", expression=CANVAS_CENTRE)["result"]["value"])
+        for kind in ("mousePressed", "mouseReleased"):
+            browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+        _wait_for(lambda: len(tools.inspections) > count, 60.0)
+    finally:
+        browser.close()
     found = tools.inspections[-1]
     assert tools.last_click is not None and tools.last_click.screen_pos == pytest.approx((0.5, 0.5), abs=0.01)
     origin, axis = view[:3, 3], -view[:3, 2]  # the centre of the view: the camera's optical axis
