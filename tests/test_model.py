@@ -406,6 +406,25 @@ def test_outward_label_propagation_reaches_the_loss_with_the_frames_distances(ti
     assert seen[1] is None
 
 
+def test_labels_carried_along_the_optical_flow_reach_the_loss_of_a_label_subset(tiny_scene):
+    """Frames 0-3 of 8 labelled: batches carry the flow-propagated labels of the others and the loss trains on
+    them (with gradients); every frame labelled: there is nothing to carry."""
+    losses_of = {}
+    for label_frames in ("0-3", "all"):
+        config = semantic_flow_config()
+        config.pipeline.datamanager.dataparser.data = tiny_scene
+        config.pipeline.datamanager.dataparser.label_frames = label_frames
+        config.pipeline.datamanager.train_num_rays_per_batch = 256
+        shrink_model(config.pipeline.model)
+        pipeline = config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)
+        pipeline.train()
+        _, losses_of[label_frames], _ = pipeline.get_train_loss_dict(0)
+    subset = losses_of["0-3"]
+    for key in ("semantic_flow_labels", "semantic_flow_labels_dynamic", "instance_flow_labels"):
+        assert subset[key].requires_grad and subset[key].item() > 0, key
+    assert not any("flow_labels" in key for key in losses_of["all"])
+
+
 @pytest.mark.parametrize(
     ("label_frames", "propagation", "field_features"), [("all", 0.0, True), ("first:50%", 0.3, False)]
 )

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from semflow_ns.data.dataparsers.splits import SplitOptions, labelled_indices
+from semflow_ns.data.datasets.flow_labels import warp_labels
 from semflow_ns.data.format import FrameRecord, SceneDescription, read_flow, read_label_image
 from semflow_ns.model_components.metrics import image_metrics
 
@@ -44,21 +45,6 @@ def read_labels(frame: FrameRecord) -> LabelMaps:
     assert frame.semantics is not None
     instances = None if frame.instances is None else read_label_image(frame.instances)
     return LabelMaps(read_label_image(frame.semantics).astype(np.int64), instances)
-
-
-def warp_labels(labels: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Backward warping with nearest-neighbour sampling: ``out[y, x] = labels[y + dy, x + dx]`` (rounded).
-
-    Args:
-        labels: id map [H, W] of the source frame.
-        flow: [H, W, 2] (dx, dy) in pixels from each pixel of the *target* frame to the source frame.
-            Positions outside the image take the nearest border pixel.
-    """
-    height, width = labels.shape
-    ys, xs = np.mgrid[0:height, 0:width]
-    src_x = np.clip(np.rint(xs + flow[..., 0]), 0, width - 1).astype(np.int64)
-    src_y = np.clip(np.rint(ys + flow[..., 1]), 0, height - 1).astype(np.int64)
-    return labels[src_y, src_x]
 
 
 def _warp(maps: LabelMaps, flow: np.ndarray) -> LabelMaps:

@@ -4,7 +4,8 @@ Each function turns one group of outputs into named, weighted loss terms, with t
 :class:`~semflow_ns.models.model_config.SemanticFlowModelConfig`; the per-term arithmetic is in
 :mod:`semflow_ns.model_components.losses`. The groups:
 
-- :func:`label_losses`: cross entropy of the full, dynamic and static semantic renders (the paper's semantic loss);
+- :func:`label_losses`: cross entropy of the full, dynamic and static semantic renders (the paper's semantic loss),
+  against the labels and against the labels carried along the optical flow;
 - :func:`warped_losses`: warped colour, semantic consistency (the paper's loss), label propagation to
   unlabelled frames and optical flow, per direction;
 - :func:`regulariser_losses`: cycle consistency, slow flow, temporal and spatial smoothness, static flow,
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 SplitLogits = Callable[[Tensor], tuple[Tensor, Optional[Tensor]]]
 """Splits the semantic heads' logits into (class logits, instance logits or None)."""
 
+FLOW_LABEL_KEYS = ("flow_labels", "flow_label_hops", "flow_instances")
+"""Batch keys of the labels carried along the optical flow (see :class:`SemanticFlowDataset`)."""
+
 OPTICAL_FLOW_KEYS = {"next": "flow_fwd", "prev": "flow_bwd"}
 """Batch key of the estimated optical flow toward each warped direction."""
 
@@ -40,9 +44,16 @@ def label_losses(
     labels: Int[Tensor, "num_rays 1"],
     instance_labels: Optional[Int[Tensor, "num_rays 1"]],
     static_rays: Float[Tensor, "num_rays 1"],
+    carried: Optional[dict[str, Tensor]] = None,
 ) -> dict[str, Tensor]:
-    """Cross entropy of the full, dynamic and static (static pixels only) renders of class and instance logits."""
+    """Cross entropy of the full, dynamic and static (static pixels only) renders of class and instance logits;
+    given ``carried`` (the batch's ``flow_labels``, ``flow_label_hops`` and, with instances, ``flow_instances``),
+    the same against the labels carried along the optical flow, weighted by how far they travelled."""
     out = {}
+    weight = None
+    if carried is not None and config.flow_label_loss_mult > 0:
+        hops = carried["flow_label_hops"]
+        weight = config.flow_label_loss_mult * torch.exp2(-hops / config.flow_label_half_life)
     for suffix, mult, mask in (
         ("", config.semantic_loss_mult, None),
         ("_dynamic", config.semantic_dynamic_loss_mult, None),
@@ -53,6 +64,16 @@ def label_losses(
         if instances is not None and instance_labels is not None and suffix != "_static":
             out[f"instance{suffix}"] = config.instance_loss_mult * losses.semantic_cross_entropy(
                 instances, instance_labels
+            )
+        if weight is None:
+            continue
+        assert carried is not None
+        out[f"semantic_flow_labels{suffix}"] = mult * losses.weighted_cross_entropy(
+            classes, carried["flow_labels"], weight, mask
+        )
+        if instances is not None and "flow_instances" in carried and suffix != "_static":
+            out[f"instance_flow_labels{suffix}"] = config.instance_loss_mult * losses.weighted_cross_entropy(
+                instances, carried["flow_instances"], weight
             )
     return out
 

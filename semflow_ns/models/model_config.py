@@ -118,6 +118,13 @@ class SemanticFlowModelConfig(ModelConfig):
     semantic_propagation_outward: bool = True
     """Label propagation only outward from the labelled frames: frame t teaches t±1 only when t±1 is farther from
     every labelled frame than t (False: in both directions)."""
+    flow_label_loss_mult: float = 1.0
+    """Labels carried along the optical flow into frames without labels
+    (:mod:`~semflow_ns.data.datasets.flow_labels`), trained like labels (the full, dynamic and static renders,
+    with the semantic losses' weights) times this and a weight that halves every ``flow_label_half_life``
+    frames the labels travelled. Not in the paper. Only where some frames have labels and others not (0 = off)."""
+    flow_label_half_life: float = 3.0
+    """Frames of optical-flow travel after which a carried label counts half (see ``flow_label_loss_mult``)."""
     depth_loss_mult: float = 0.05
     """Depth supervision where the scene measures depth (SfM points of each frame, ``sparse_depth_path``; depth
     maps, ``depth_path``): confidence-weighted L1 of log z-depth, rendered against measured (0 = off). Scenes

@@ -59,7 +59,12 @@ from semflow_ns.model_components.adaptation import freeze_parts, load_parts, sou
 from semflow_ns.model_components.dynamic_query import MIN_OPACITY
 from semflow_ns.model_components.editing import SceneEdit, highlight, removed_densities
 from semflow_ns.model_components.image_outputs import displayable_semantics, flow_image, image_metrics_and_images
-from semflow_ns.model_components.loss_terms import label_losses, regulariser_losses, warped_losses
+from semflow_ns.model_components.loss_terms import (
+    FLOW_LABEL_KEYS,
+    label_losses,
+    regulariser_losses,
+    warped_losses,
+)
 from semflow_ns.model_components.pose_refinement import (
     refine_camera,
     refine_ray_bundle,
@@ -329,7 +334,8 @@ class SemanticFlowModel(Model):
         loss["rgb_dynamic"] = cfg.rgb_dynamic_loss_mult * losses.masked_mse(outputs["rgb_dynamic"], image)
         loss["rgb_static"] = cfg.rgb_static_loss_mult * losses.masked_mse(outputs["rgb_static"], image, static_rays)
         instance_labels = batch["instances"].to(self.device) if self.num_instance_ids else None
-        loss.update(label_losses(cfg, self.split_logits, outputs, labels, instance_labels, static_rays))
+        carried = {k: batch[k].to(self.device) for k in FLOW_LABEL_KEYS if k in batch} or None
+        loss.update(label_losses(cfg, self.split_logits, outputs, labels, instance_labels, static_rays, carried))
         assert metrics_dict is not None
         loss["interlevel"] = cfg.interlevel_loss_mult * metrics_dict["interlevel"]
         loss["distortion"] = cfg.distortion_loss_mult * metrics_dict["distortion"]

@@ -1,5 +1,6 @@
 """Assembly of the warped terms and the regularisers from the typed training outputs."""
 
+import math
 from typing import Optional
 
 import pytest
@@ -8,7 +9,7 @@ from nerfstudio.cameras.cameras import Cameras
 
 from semflow_ns.field_components.flow_aggregation import VideoCameras
 from semflow_ns.field_components.scene_flow import SceneFlow
-from semflow_ns.model_components.loss_terms import regulariser_losses, warped_losses
+from semflow_ns.model_components.loss_terms import label_losses, regulariser_losses, warped_losses
 from semflow_ns.model_components.warping import FlowRegularisers, WarpedRender, WarpedRenders
 from semflow_ns.models.model_config import SemanticFlowModelConfig
 
@@ -125,3 +126,34 @@ def test_outward_label_propagation_teaches_only_frames_farther_from_the_labels(d
     loss = _propagation_losses(config, warped, labels, teacher, torch.tensor(distance))
     assert (float(loss["semantic_propagation_next"]) > 0) == propagates
     assert float(_propagation_losses(config, warped, labels, teacher)["semantic_propagation_next"]) > 0, "both ways"
+
+
+def _carried_label_losses(hops: float, **config) -> dict[str, torch.Tensor]:
+    """label_losses of 4 unlabelled rays whose carried labels (class 1, instance 2) travelled ``hops`` frames."""
+    cfg = SemanticFlowModelConfig(**config)
+    logits = torch.zeros(4, 2 + 3)  # 2 classes, 3 instance ids: uniform
+    outputs = {f"label_logits{s}": logits for s in ("", "_dynamic", "_static")}
+    carried = {
+        "flow_labels": torch.ones(4, 1, dtype=torch.long),
+        "flow_label_hops": torch.full((4, 1), hops),
+        "flow_instances": torch.full((4, 1), 2, dtype=torch.long),
+    }
+    unlabelled = torch.full((4, 1), -1, dtype=torch.long)
+    return label_losses(cfg, lambda x: (x[:, :2], x[:, 2:]), outputs, unlabelled, unlabelled, torch.ones(4, 1), carried)
+
+
+def test_carried_labels_train_every_render_and_halve_their_weight_every_half_life():
+    near, far = _carried_label_losses(1.0), _carried_label_losses(4.0)
+    cfg = SemanticFlowModelConfig()
+    assert near["semantic"] == 0, "no ray has a label"
+    for suffix, mult in (("", cfg.semantic_loss_mult), ("_dynamic", cfg.semantic_dynamic_loss_mult)):
+        expected = mult * cfg.flow_label_loss_mult * 2 ** (-1 / cfg.flow_label_half_life) * math.log(2)
+        assert near[f"semantic_flow_labels{suffix}"].item() == pytest.approx(expected)
+        ratio = far[f"semantic_flow_labels{suffix}"] / near[f"semantic_flow_labels{suffix}"]
+        assert ratio.item() == pytest.approx(2 ** (-3 / cfg.flow_label_half_life))
+        assert near[f"instance_flow_labels{suffix}"].item() == pytest.approx(
+            cfg.instance_loss_mult * 2 ** (-1 / cfg.flow_label_half_life) * math.log(3)
+        )
+    assert "semantic_flow_labels_static" in near and "instance_flow_labels_static" not in near
+    off = _carried_label_losses(1.0, flow_label_loss_mult=0.0)
+    assert not any("flow_labels" in key for key in off)

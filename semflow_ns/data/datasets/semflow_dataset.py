@@ -19,6 +19,7 @@ from PIL import Image
 
 from semflow_ns.data.dataparsers.metadata import SceneInfo
 from semflow_ns.data.dataparsers.multi_scene import SCENE_KEY
+from semflow_ns.data.datasets.flow_labels import NO_LABEL, FlowLabels, flow_labels
 from semflow_ns.data.format import (
     FrameRecord,
     motion_levels,
@@ -43,6 +44,10 @@ class SemanticFlowDataset(InputDataset):
         flow_fwd / flow_bwd: [N, 2] float32 optical flow in pixels to the next / previous video frame.
         flow_fwd_valid / flow_bwd_valid: [N, 1] float32 forward-backward consistency (0 where unknown).
         scene: [N, 1] uint8 index of the image's scene. Only in multi-scene runs (at most 256 scenes).
+        flow_labels / flow_instances: [N, 1] int64, labels carried along the optical flow from the nearest
+            labelled frame (-1: none; see :mod:`~semflow_ns.data.datasets.flow_labels`), and
+        flow_label_hops: [N, 1] float32, the frames each travelled (inf: none). Only in the training split of a
+            single scene where some frames have labels and others not; instances only when the scene has them.
         withheld: [N, 1] uint8, 1 on video frames left out of training (the pixel sampler never draws them).
             Only when the scene has such frames (``--withheld-frames``).
         depth: [N, 2] float32, the z-depth to supervise (world units) and its confidence in [0, 1] (0: none).
@@ -59,6 +64,9 @@ class SemanticFlowDataset(InputDataset):
         self.scenes: Optional[torch.Tensor] = None if scenes is None else scenes[:, 0].to(torch.uint8)
         video = self.metadata.get("semflow_video")
         self.withheld_images = {video.image_filenames[i] for i in video.withheld} if video is not None else set()
+        is_video = video is not None and [f.image for f in self.frames] == list(video.image_filenames)
+        carried = flow_labels(self.frames, instances=bool(self.info.instances)) if is_video else []
+        self.flow_labels: list[Optional[FlowLabels]] = carried if any(c is not None for c in carried) else []
 
     def _size(self, image_idx: int) -> tuple[int, int]:
         camera = self.cameras[image_idx]
@@ -83,6 +91,31 @@ class SemanticFlowDataset(InputDataset):
             flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * scale
             mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
         return torch.from_numpy(flow.astype(np.float32)), torch.from_numpy(mask.astype(np.float32))[..., None]
+
+    def _flow_labels(self, image_idx: int) -> dict[str, torch.Tensor]:
+        height, width = self._size(image_idx)
+        carried = self.flow_labels[image_idx]
+        if carried is None:
+            out = {"flow_labels": torch.full((height, width, 1), NO_LABEL, dtype=torch.long)}
+            out["flow_label_hops"] = torch.full((height, width, 1), float("inf"))
+            if self.info.instances:
+                out["flow_instances"] = out["flow_labels"].clone()
+            return out
+
+        def resized(ids: np.ndarray) -> np.ndarray:
+            if ids.shape == (height, width):
+                return ids
+            return cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST)
+
+        classes = resized(carried.classes.astype(np.int32)).astype(np.int64)
+        out = {
+            "flow_labels": torch.from_numpy(classes)[..., None],
+            "flow_label_hops": torch.from_numpy(resized(carried.hops))[..., None],
+        }
+        if self.info.instances:
+            instances = carried.instances if carried.instances is not None else np.full_like(carried.classes, NO_LABEL)
+            out["flow_instances"] = torch.from_numpy(resized(instances.astype(np.int32)).astype(np.int64))[..., None]
+        return out
 
     def _mask_motion(self, frame: FrameRecord, image_idx: int) -> torch.Tensor:
         """Motion of the frame's motion mask (1 moving, 0 static, -1 unknown; all -1 without a mask)."""
@@ -116,6 +149,8 @@ class SemanticFlowDataset(InputDataset):
             out["scene"] = torch.full((*self._size(image_idx), 1), int(self.scenes[image_idx]), dtype=torch.uint8)
         if self.info.has_depth:
             out["depth"] = torch.from_numpy(depth_targets(frame, self._size(image_idx)))
+        if self.flow_labels:
+            out.update(self._flow_labels(image_idx))
         if self.withheld_images:
             withheld = int(frame.image in self.withheld_images)
             out["withheld"] = torch.full((*self._size(image_idx), 1), withheld, dtype=torch.uint8)
