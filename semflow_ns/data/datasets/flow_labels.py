@@ -28,7 +28,8 @@ NO_LABEL = -1
 
 @dataclass(frozen=True)
 class FlowLabels:
-    """The guess of one frame: ids [H, W] int64 (``NO_LABEL`` where there is none) and hops [H, W] float32."""
+    """The guess of one frame: ids [H, W] int32 (``NO_LABEL`` where there is none) and hops [H, W] float16 (inf
+    where there is none; small to keep a long video's guesses in memory)."""
 
     classes: np.ndarray
     instances: Optional[np.ndarray]
@@ -54,7 +55,7 @@ def _read_ids(path, shape: tuple[int, int]) -> np.ndarray:
     ids = read_label_image(path)
     if ids.shape != shape:
         ids = cv2.resize(ids.astype(np.int32), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    return ids.astype(np.int64)
+    return ids.astype(np.int32)
 
 
 def _flow_shape(frames: Sequence[FrameRecord]) -> Optional[tuple[int, int]]:
@@ -78,7 +79,7 @@ def _sweep(
             current = FlowLabels(
                 _read_ids(frame.semantics, shape),
                 _read_ids(frame.instances, shape) if instances and frame.instances is not None else None,
-                np.zeros(shape, dtype=np.float32),
+                np.zeros(shape, dtype=np.float16),
             )
             continue
         path = frame.flow_bwd if direction > 0 else frame.flow_fwd
@@ -93,7 +94,7 @@ def _sweep(
         classes[~valid] = NO_LABEL
         kept = classes != NO_LABEL
         carried = None if current.instances is None else np.where(kept, warp_labels(current.instances, flow), NO_LABEL)
-        hops = np.where(kept, warp_labels(current.hops, flow) + 1.0, np.inf).astype(np.float32)
+        hops = np.where(kept, warp_labels(current.hops, flow) + 1.0, np.inf).astype(np.float16)
         current = FlowLabels(classes, carried, hops)
         out[index] = current
     return out

@@ -107,14 +107,13 @@ class SemanticFlowDataset(InputDataset):
                 return ids
             return cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST)
 
-        classes = resized(carried.classes.astype(np.int32)).astype(np.int64)
         out = {
-            "flow_labels": torch.from_numpy(classes)[..., None],
-            "flow_label_hops": torch.from_numpy(resized(carried.hops))[..., None],
+            "flow_labels": torch.from_numpy(resized(carried.classes).astype(np.int64))[..., None],
+            "flow_label_hops": torch.from_numpy(resized(carried.hops.astype(np.float32)))[..., None],
         }
         if self.info.instances:
             instances = carried.instances if carried.instances is not None else np.full_like(carried.classes, NO_LABEL)
-            out["flow_instances"] = torch.from_numpy(resized(instances.astype(np.int32)).astype(np.int64))[..., None]
+            out["flow_instances"] = torch.from_numpy(resized(instances).astype(np.int64))[..., None]
         return out
 
     def _mask_motion(self, frame: FrameRecord, image_idx: int) -> torch.Tensor:
