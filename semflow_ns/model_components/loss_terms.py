@@ -68,12 +68,12 @@ def label_losses(
         if weight is None:
             continue
         assert carried is not None
-        out[f"semantic_flow_labels{suffix}"] = mult * losses.weighted_cross_entropy(
-            classes, carried["flow_labels"], weight, mask
+        out[f"semantic_flow_labels{suffix}"] = mult * losses.semantic_cross_entropy(
+            classes, carried["flow_labels"], mask, weight
         )
         if instances is not None and "flow_instances" in carried and suffix != "_static":
-            out[f"instance_flow_labels{suffix}"] = config.instance_loss_mult * losses.weighted_cross_entropy(
-                instances, carried["flow_instances"], weight
+            out[f"instance_flow_labels{suffix}"] = config.instance_loss_mult * losses.semantic_cross_entropy(
+                instances, carried["flow_instances"], weights=weight
             )
     return out
 

@@ -47,27 +47,18 @@ def semantic_cross_entropy(
     logits: Float[Tensor, "num_rays num_classes"],
     labels: Int[Tensor, "num_rays 1"],
     mask: Optional[Float[Tensor, "num_rays 1"]] = None,
+    weights: Optional[Float[Tensor, "num_rays 1"]] = None,
 ) -> Tensor:
-    """Cross entropy of rendered logits against class ids; ids of -1 (unlabelled) and masked rays are ignored."""
+    """Cross entropy of rendered logits against class ids; ids of -1 (unlabelled) and masked rays are ignored.
+
+    ``weights`` (in [0, 1]) scale each ray's term; the sum is still divided by the count of labelled, unmasked
+    rays, so a ray of weight 1 counts as it does without weights."""
     ce = F.cross_entropy(logits, labels[:, 0].clamp(min=0), reduction="none")[:, None]
     keep = (labels != IGNORE_INDEX).to(logits.dtype)
     if mask is not None:
         keep = keep * mask
-    return masked_mean(ce, keep)
-
-
-def weighted_cross_entropy(
-    logits: Float[Tensor, "num_rays num_classes"],
-    labels: Int[Tensor, "num_rays 1"],
-    weights: Float[Tensor, "num_rays 1"],
-    mask: Optional[Float[Tensor, "num_rays 1"]] = None,
-) -> Tensor:
-    """Cross entropy against class ids, each ray weighted in [0, 1], summed over the labelled (id >= 0, unmasked)
-    rays and divided by their count: a ray of weight 1 counts as it does in :func:`semantic_cross_entropy`."""
-    ce = F.cross_entropy(logits, labels[:, 0].clamp(min=0), reduction="none")[:, None]
-    keep = (labels != IGNORE_INDEX).to(logits.dtype)
-    if mask is not None:
-        keep = keep * mask
+    if weights is None:
+        return masked_mean(ce, keep)
     return (ce * weights * keep).sum() / keep.sum().clamp(min=1.0)
 
 

@@ -84,19 +84,19 @@ def test_depth_loss_weighs_log_depth_errors_by_confidence():
     assert float(losses.depth_loss(torch.tensor([[3.0]]), torch.tensor([[3.0, 1.0]]))) == 0.0
 
 
-def test_weighted_cross_entropy_counts_a_full_weight_ray_as_a_label_and_skips_unlabelled_ones():
+def test_weighted_semantic_cross_entropy_counts_a_full_weight_ray_as_a_label_and_skips_unlabelled_ones():
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0], [3.0, -3.0]], requires_grad=True)
     labels = torch.tensor([[1], [1], [-1], [0]])
     ones = torch.ones(4, 1)
     assert torch.isclose(
-        losses.weighted_cross_entropy(logits, labels, ones), losses.semantic_cross_entropy(logits, labels)
+        losses.semantic_cross_entropy(logits, labels, weights=ones), losses.semantic_cross_entropy(logits, labels)
     )
-    halves = losses.weighted_cross_entropy(logits, labels, 0.5 * ones)
+    halves = losses.semantic_cross_entropy(logits, labels, weights=0.5 * ones)
     assert torch.isclose(halves, 0.5 * losses.semantic_cross_entropy(logits, labels))
-    only_first = losses.weighted_cross_entropy(logits, labels, torch.tensor([[1.0], [0.0], [1.0], [0.0]]))
+    only_first = losses.semantic_cross_entropy(logits, labels, weights=torch.tensor([[1.0], [0.0], [1.0], [0.0]]))
     ce_first = torch.nn.functional.cross_entropy(logits[:1], labels[0])
     assert torch.isclose(only_first, ce_first / 3), "divided by the count of labelled rays, not by the weights"
     only_first.backward()
     assert logits.grad is not None and logits.grad[1:].abs().sum() == 0
-    masked = losses.weighted_cross_entropy(logits, labels, ones, torch.tensor([[1.0], [0.0], [1.0], [0.0]]))
+    masked = losses.semantic_cross_entropy(logits, labels, torch.tensor([[1.0], [0.0], [1.0], [0.0]]), ones)
     assert torch.isclose(masked, ce_first)
