@@ -63,11 +63,11 @@ class ProcessOptions:
     """A pose step must register at least this fraction of the frames, else the next step of the fallback chain
     runs (--pose-fallback sfm-only: fail). Unregistered frames at the ends are dropped, interior ones get
     interpolated poses."""
-    pose_fallback: Literal["auto", "sfm-only", "sfm-flow-only"] = "auto"
+    pose_fallback: Literal["auto", "sfm-only", "sfm-flow-only", "rotation-only"] = "auto"
     """auto: SfM on tracks through the optical flow; when it gives no model, SIFT SfM, retried with relaxed
     thresholds on one frame in 3 and on all frames, and partial models joined; when the camera only turns, or as
     a last resort, rotation-only poses (marked approximate_poses). sfm-only / sfm-flow-only: that SfM step alone,
-    failing when it fails."""
+    failing when it fails. rotation-only: no SfM, every camera at one point (a tripod pan; or to compare)."""
     flow_preset: Literal["ultrafast", "fast", "medium"] = "medium"
     """OpenCV DIS optical-flow preset."""
     motion_masks: Literal["flow", "labels", "none"] = "flow"

@@ -22,6 +22,8 @@ SfM steps, triangulate at least ``MIN_POINTS`` points and pass the parallax guar
     nothing static to track; the scene is marked ``approximate_poses``.
 
 ``--pose-fallback sfm-only`` runs only ``sfm`` and ``sfm-flow-only`` only ``sfm-flow``; both fail when it fails.
+``--pose-fallback rotation-only`` skips SfM: rotation-only poses with a field-of-view prior focal length (a camera
+known to turn on a tripod, or the scene a clip would get without translation, for comparison).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from semflow_ns.process.sift_steps import MERGE_MIN_SHARED, keep_model, sift_cha
 
 POSE_STEPS = ("sfm-flow", "sfm", "sfm-subsampled", "sfm-relaxed", "sfm-merged", "rotation-only")
 """The steps of the chain, in the order they are tried."""
-POSE_FALLBACKS = ("auto", "sfm-only", "sfm-flow-only")
+POSE_FALLBACKS = ("auto", "sfm-only", "sfm-flow-only", "rotation-only")
 """``--pose-fallback`` values: the whole chain, or one SfM step alone."""
 MIN_TRACKS = 100
 """``sfm-flow`` needs at least this many static tracks (of 3 frames or more)."""
@@ -227,12 +229,15 @@ def estimate_poses(
         inputs: frames, masks, flow and the work folder.
         settings: ``camera_model``, ``num_threads``, ``max_num_features`` of the SfM recipe.
         min_registered: the fraction of frames a step must give poses to.
-        fallback: ``auto`` (the whole chain), ``sfm-only`` or ``sfm-flow-only`` (that step alone, failing).
+        fallback: ``auto`` (the whole chain), ``sfm-only`` or ``sfm-flow-only`` (that step alone, failing),
+            ``rotation-only`` (no SfM).
 
     Raises:
         ProcessError: every step failed (single step: that step failed); the message names the step.
     """
     attempts: list[PoseAttempt] = []
+    if fallback == "rotation-only":
+        return _rotation_step(inputs, attempts, None, [], console)
     if fallback != "auto":
         return _single_step(inputs, settings, min_registered, fallback, attempts)
     accepted = _flow_step(inputs, settings, min_registered, attempts)

@@ -169,6 +169,25 @@ def test_camera_that_only_turns_goes_to_rotation_only(cli, tmp_path: Path) -> No
     assert all(f.sparse_depth is None for f in scene.frames) and not (out / "colmap").exists()
 
 
+def test_rotation_only_on_request_skips_sfm(translating, cli, tmp_path: Path) -> None:
+    """--pose-fallback rotation-only on the translating clip: no SfM step runs, every camera sits at one point,
+    the poses are marked approximate (training refines them) and there are no SfM points."""
+    folder, _ = translating
+    out = tmp_path / "scene"
+    code, text = cli(
+        "--images", str(folder / "images"), "--labels", str(folder / "masks"), "--output", str(out),
+        "--pose-fallback", "rotation-only",
+    )  # fmt: skip
+    assert code == 0, text
+    report = json.loads((out / "transforms.json").read_text())["processing"]
+    assert report["pose_step"] == "rotation-only" and report["approximate_poses"]
+    assert [a["step"] for a in report["pose_attempts"]] == ["rotation-only"]
+    assert "field-of-view prior" in report["pose_attempts"][0]["note"]
+    c2w = np.stack([f.camera_to_world for f in load_scene(out).frames])
+    assert np.allclose(c2w[:, :3, 3], c2w[0, :3, 3]) and not (out / "colmap").exists()
+    assert all(f.sparse_depth is None for f in load_scene(out).frames)
+
+
 def test_sift_masks_come_from_the_flow_without_labels(tmp_path: Path) -> None:
     """Without labels the SIFT steps (and rotation-only corners) leave out what the flow marks moving; with
     labels the labels decide, and the flow tracks avoid both."""
