@@ -45,11 +45,24 @@ def label_losses(
     instance_labels: Optional[Int[Tensor, "num_rays 1"]],
     static_rays: Float[Tensor, "num_rays 1"],
     carried: Optional[dict[str, Tensor]] = None,
+    moving_rays: Optional[Float[Tensor, "num_rays 1"]] = None,
 ) -> dict[str, Tensor]:
     """Cross entropy of the full, dynamic and static (static pixels only) renders of class and instance logits;
     given ``carried`` (the batch's ``flow_labels``, ``flow_label_hops`` and, with instances, ``flow_instances``),
-    the same against the labels carried along the optical flow, weighted by how far they travelled."""
+    the same against the labels carried along the optical flow, weighted by how far they travelled.
+
+    ``moving_rays`` (1 on pixels known to move; needs the outputs ``label_logits_static_part`` and
+    ``label_logits_static_fixed_head``, the static field's share of the full render with and without the head's
+    gradient): with ``config.static_semantics_from_moving`` False, the static semantic head is held fixed there,
+    so that the labels of moving things do not teach it their classes; the static density still takes the
+    gradient (a static field that covers a moving object with background logits loses its share there). A static
+    head taught a moving object's class where the object was in the labelled frames predicts that class there at
+    every time: a trail of the object over the background in the other frames."""
     out = {}
+    if moving_rays is not None and not config.static_semantics_from_moving:
+        static_part, fixed_head = outputs["label_logits_static_part"], outputs["label_logits_static_fixed_head"]
+        static_share = torch.lerp(static_part, fixed_head, moving_rays)  # the same values
+        outputs = {**outputs, "label_logits": outputs["label_logits"] - static_part + static_share}
     weight = None
     if carried is not None and config.flow_label_loss_mult > 0:
         hops = carried["flow_label_hops"]

@@ -118,6 +118,12 @@ class SemanticFlowModelConfig(ModelConfig):
     semantic_propagation_outward: bool = True
     """Label propagation only outward from the labelled frames: frame t teaches t±1 only when t±1 is farther from
     every labelled frame than t (False: in both directions)."""
+    static_semantics_from_moving: bool = False
+    """The semantic losses of the full render also teach the static semantic head on pixels known to move (moving
+    classes of the labels, a moving class carried along the optical flow, or the motion mask). False (default):
+    the static head is held fixed there (the static density still takes the gradient), so a moving object's
+    labels do not teach the static head its class where the object once was, which it would then predict there
+    at every time. Not in the paper (True is the paper's loss)."""
     flow_label_loss_mult: float = 1.0
     """Labels carried along the optical flow into frames without labels
     (:mod:`~semflow_ns.data.datasets.flow_labels`), trained like labels (the full, dynamic and static renders,

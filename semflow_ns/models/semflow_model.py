@@ -268,7 +268,8 @@ class SemanticFlowModel(Model):
         accumulation = blended.total.sum(dim=-2).clamp(max=1.0)
         background = self.background()
         rgb = composite(blended.dynamic, dynamic.rgb) + composite(blended.static, static.rgb)
-        full_logits = self.render_logits(blended.dynamic, logits) + self.render_logits(blended.static, static_logits)
+        static_part = self.render_logits(blended.static, static_logits)  # the static field's share
+        full_logits = self.render_logits(blended.dynamic, logits) + static_part
         semantics, instances = self.split_logits(full_logits)
         min_accumulation = self.config.flow_min_accumulation  # the optical_flow output, as the flow loss sees it
         outputs: dict[str, Any] = {
@@ -293,6 +294,8 @@ class SemanticFlowModel(Model):
         norm = (ray_bundle.metadata or {}).get("directions_norm")  # ray length per unit of z-depth
         outputs["z_depth"] = outputs["depth"] / norm if norm is not None else outputs["depth"]
         outputs["label_logits"] = full_logits
+        outputs["label_logits_static_part"] = static_part
+        outputs["label_logits_static_fixed_head"] = self.render_logits(blended.static, static_logits.detach())
         outputs["label_logits_static"] = self.render_logits(weights.static, static_logits)
         outputs["label_logits_dynamic"] = self.render_logits(weights.dynamic, logits)
         outputs["weights_list"] = weights_list + [blended.total]
@@ -335,7 +338,10 @@ class SemanticFlowModel(Model):
         loss["rgb_static"] = cfg.rgb_static_loss_mult * losses.masked_mse(outputs["rgb_static"], image, static_rays)
         instance_labels = batch["instances"].to(self.device) if self.num_instance_ids else None
         carried = {k: batch[k].to(self.device) for k in FLOW_LABEL_KEYS if k in batch} or None
-        loss.update(label_losses(cfg, self.split_logits, outputs, labels, instance_labels, static_rays, carried))
+        moving_rays = (motion == 1).float()
+        loss.update(
+            label_losses(cfg, self.split_logits, outputs, labels, instance_labels, static_rays, carried, moving_rays)
+        )
         assert metrics_dict is not None
         loss["interlevel"] = cfg.interlevel_loss_mult * metrics_dict["interlevel"]
         loss["distortion"] = cfg.distortion_loss_mult * metrics_dict["distortion"]

@@ -157,3 +157,31 @@ def test_carried_labels_train_every_render_and_halve_their_weight_every_half_lif
     assert "semantic_flow_labels_static" in near and "instance_flow_labels_static" not in near
     off = _carried_label_losses(1.0, flow_label_loss_mult=0.0)
     assert not any("flow_labels" in key for key in off)
+
+
+@pytest.mark.parametrize("from_moving", [False, True])
+def test_labels_of_moving_pixels_teach_the_static_semantic_head_only_when_asked(from_moving: bool):
+    """Two labelled rays, the first moving: the static head's logits get the full render's semantic gradient of
+    the static ray only (default) or of both (the paper's loss); the static weights and the dynamic branch get
+    theirs on both rays, and the loss value is the same either way."""
+    cfg = SemanticFlowModelConfig(static_semantics_from_moving=from_moving)
+    dynamic_part = torch.tensor([[0.3, -0.2], [0.1, 0.4]], requires_grad=True)
+    static_weight = torch.tensor([[0.4], [0.7]], requires_grad=True)
+    static_head = torch.tensor([[0.5, 0.1], [-0.3, 0.2]], requires_grad=True)
+    static_part = static_weight * static_head
+    outputs = {
+        "label_logits": dynamic_part + static_part,
+        "label_logits_static_part": static_part,
+        "label_logits_static_fixed_head": static_weight * static_head.detach(),
+    }
+    outputs |= {f"label_logits{s}": torch.zeros(2, 2) for s in ("_dynamic", "_static")}
+    labels = torch.tensor([[1], [0]])
+    moving = torch.tensor([[1.0], [0.0]])
+    out = label_losses(cfg, lambda x: (x, None), outputs, labels, None, 1.0 - moving, None, moving)
+    expected = cfg.semantic_loss_mult * torch.nn.functional.cross_entropy(dynamic_part + static_part, labels[:, 0])
+    assert out["semantic"].item() == pytest.approx(expected.item())
+    out["semantic"].backward()
+    assert dynamic_part.grad is not None and static_weight.grad is not None and static_head.grad is not None
+    assert torch.all(dynamic_part.grad != 0) and torch.all(static_weight.grad != 0)
+    assert torch.all(static_head.grad[1] != 0)
+    assert torch.all(static_head.grad[0] != 0) if from_moving else torch.all(static_head.grad[0] == 0)

@@ -149,7 +149,11 @@ class SemanticFlowDataset(InputDataset):
         if self.info.has_depth:
             out["depth"] = torch.from_numpy(depth_targets(frame, self._size(image_idx)))
         if self.flow_labels:
-            out.update(self._flow_labels(image_idx))
+            carried = self._flow_labels(image_idx)
+            out.update(carried)
+            # a moving class carried to a pixel without a label says it moves, whatever the motion mask missed
+            moving = (semantics == IGNORE_ID) & torch.isin(carried["flow_labels"], self.dynamic_ids)
+            out["motion"] = torch.where(moving, 1.0, out["motion"])
         if self.withheld_images:
             withheld = int(frame.image in self.withheld_images)
             out["withheld"] = torch.full((*self._size(image_idx), 1), withheld, dtype=torch.uint8)
