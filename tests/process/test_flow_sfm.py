@@ -183,9 +183,10 @@ def test_rotation_only_on_request_skips_sfm(translating, cli, tmp_path: Path) ->
     assert report["pose_step"] == "rotation-only" and report["approximate_poses"]
     assert [a["step"] for a in report["pose_attempts"]] == ["rotation-only"]
     assert "field-of-view prior" in report["pose_attempts"][0]["note"]
-    c2w = np.stack([f.camera_to_world for f in load_scene(out).frames])
+    frames = load_scene(out).frames
+    c2w = np.stack([f.camera_to_world for f in frames])
     assert np.allclose(c2w[:, :3, 3], c2w[0, :3, 3]) and not (out / "colmap").exists()
-    assert all(f.sparse_depth is None for f in load_scene(out).frames)
+    assert all(f.sparse_depth is None for f in frames)
 
 
 def test_sift_masks_come_from_the_flow_without_labels(tmp_path: Path) -> None:

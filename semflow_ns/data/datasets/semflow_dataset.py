@@ -125,21 +125,30 @@ class SemanticFlowDataset(InputDataset):
             mask = np.asarray(image.convert("L").resize((width, height), Image.Resampling.NEAREST))
         return torch.from_numpy(motion_levels(mask))[..., None]
 
-    def _motion(self, frame: FrameRecord, semantics: torch.Tensor, image_idx: int) -> torch.Tensor:
-        """The labels' moving classes where there are labels; the motion mask on unlabelled frames and pixels."""
+    def _motion(
+        self, frame: FrameRecord, semantics: torch.Tensor, image_idx: int, carried: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """The labels' moving classes where there are labels; the motion mask on unlabelled frames and pixels, and
+        moving wherever ``carried`` (labels carried along the optical flow) has a moving class: the mask missed it."""
         if frame.semantics is None:
-            return self._mask_motion(frame, image_idx)
-        motion = torch.isin(semantics, self.dynamic_ids).float()
-        unlabelled = semantics == IGNORE_ID
-        if unlabelled.any():
-            motion = torch.where(unlabelled, self._mask_motion(frame, image_idx), motion)
+            motion = self._mask_motion(frame, image_idx)
+        else:
+            motion = torch.isin(semantics, self.dynamic_ids).float()
+            unlabelled = semantics == IGNORE_ID
+            if unlabelled.any():
+                motion = torch.where(unlabelled, self._mask_motion(frame, image_idx), motion)
+        if carried is not None:
+            moving = (semantics == IGNORE_ID) & torch.isin(carried, self.dynamic_ids)
+            motion = torch.where(moving, 1.0, motion)
         return motion
 
     def get_metadata(self, data: dict) -> dict[str, torch.Tensor]:
         image_idx = data["image_idx"]
         frame = self.frames[image_idx]
         semantics = self._ids(frame.semantics, image_idx)
-        out = {"semantics": semantics, "motion": self._motion(frame, semantics, image_idx)}
+        carried = self._flow_labels(image_idx) if self.flow_labels else {}
+        out = {"semantics": semantics, "motion": self._motion(frame, semantics, image_idx, carried.get("flow_labels"))}
+        out.update(carried)
         if self.info.instances:
             out["instances"] = self._ids(frame.instances, image_idx)
         out["flow_fwd"], out["flow_fwd_valid"] = self._flow(frame.flow_fwd, image_idx)
@@ -148,12 +157,6 @@ class SemanticFlowDataset(InputDataset):
             out["scene"] = torch.full((*self._size(image_idx), 1), int(self.scenes[image_idx]), dtype=torch.uint8)
         if self.info.has_depth:
             out["depth"] = torch.from_numpy(depth_targets(frame, self._size(image_idx)))
-        if self.flow_labels:
-            carried = self._flow_labels(image_idx)
-            out.update(carried)
-            # a moving class carried to a pixel without a label says it moves, whatever the motion mask missed
-            moving = (semantics == IGNORE_ID) & torch.isin(carried["flow_labels"], self.dynamic_ids)
-            out["motion"] = torch.where(moving, 1.0, out["motion"])
         if self.withheld_images:
             withheld = int(frame.image in self.withheld_images)
             out["withheld"] = torch.full((*self._size(image_idx), 1), withheld, dtype=torch.uint8)
