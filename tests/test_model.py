@@ -292,6 +292,29 @@ def test_removing_a_class_no_sample_predicts_changes_nothing(tiny_scene):
     assert removed["accumulation"].max() < 1e-3, "removing the class every sample predicts removes everything"
 
 
+@pytest.mark.parametrize("bound", [10.0, 0.0])
+def test_a_faint_static_share_cannot_outvote_an_opaque_moving_object(tiny_scene, bound):
+    """A static head whose labels held one class is driven to huge margins (measured: 10^5). With the default
+    bound on its logits, an opaque dynamic object of another class still wins where a faint static share is left
+    (0.5 % of the weight); unbounded (``static-logit-bound 0``), the static share outvotes it."""
+    _, pipeline = tiny_pipeline(tiny_scene, static_logit_bound=bound)
+    model = pipeline.model
+    model.eval()
+    with torch.no_grad():
+        for head, kept, margin in ((model.dynamic.semantic_head, 2, 8.0), (model.static_semantic_head, 1, 1e5)):
+            last = head.mlp.layers[-1]
+            last.weight.zero_()
+            last.bias.zero_()
+            last.bias[kept] = margin
+        model.dynamic.field.density_mlp.layers[-1].bias[0] = 30.0  # an opaque object on every ray
+        model.dynamic.field.blend_head.weight.zero_()
+        model.dynamic.field.blend_head.bias.fill_(5.3)  # blend sigmoid(5.3) = 0.995: a faint static share
+    camera, _ = pipeline.datamanager.next_eval_image(0)
+    with torch.no_grad():
+        predicted = model.get_outputs_for_camera(camera)["semantics"].argmax(-1)
+    assert bool((predicted == (2 if bound else 1)).all())
+
+
 def test_removing_the_dynamic_class_reveals_the_static_scene_behind_it(tiny_scene):
     """An opaque dynamic object (every dynamic sample fully blended in and predicting class 2) in front of a
     static scene predicting class 1: removing class 2 leaves exactly the static field's render, which lies

@@ -124,6 +124,11 @@ class SemanticFlowModelConfig(ModelConfig):
     the static head is held fixed there (the static density still takes the gradient), so a moving object's
     labels do not teach the static head its class where the object once was, which it would then predict there
     at every time. Not in the paper (True is the paper's loss)."""
+    static_logit_bound: float = 10.0
+    """The static semantic head's logits are bounded softly to within this (``bound * tanh(logit / bound)``; 0:
+    unbounded). A head whose labels hold a single class (a DAVIS clip: the static head, held fixed on moving
+    pixels, sees only the background) is driven by the optimiser to ever larger margins (10^5 after 600 steps
+    on car-shadow), and then any static weight left on a moving object outvotes the dynamic field there."""
     flow_label_loss_mult: float = 1.0
     """Labels carried along the optical flow into frames without labels
     (:mod:`~semflow_ns.data.datasets.flow_labels`), trained like labels (the full, dynamic and static renders,

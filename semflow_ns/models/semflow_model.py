@@ -134,7 +134,9 @@ class SemanticFlowModel(Model):
         frames = load_frames(video.image_filenames) if cfg.semantic_source == "flow" else None
         self.dynamic = DynamicBranch(cfg, self.normalizer, self.timeline, self.video_cameras, frames, num_logits)
         self.register_load_state_dict_pre_hook(_upgrade_checkpoint_keys)
-        self.static_semantic_head = SemanticHead(cfg.static_field.feature_dim, num_logits, cfg.semantic_hidden_dim)
+        self.static_semantic_head = SemanticHead(
+            cfg.static_field.feature_dim, num_logits, cfg.semantic_hidden_dim, cfg.static_logit_bound
+        )
         self.renderer_depth = DepthRenderer(method="expected")
         self.render_times = RenderTimes(cfg.default_render_time)
         from semflow_ns.viewer.panel import build_panel  # nerfstudio's viewer elements: only for a built model
@@ -295,7 +297,8 @@ class SemanticFlowModel(Model):
         outputs["z_depth"] = outputs["depth"] / norm if norm is not None else outputs["depth"]
         outputs["label_logits"] = full_logits
         outputs["label_logits_static_part"] = static_part
-        outputs["label_logits_static_fixed_head"] = self.render_logits(blended.static, static_logits.detach())
+        if not self.config.static_semantics_from_moving:  # the static head held fixed on moving pixels
+            outputs["label_logits_static_fixed_head"] = self.render_logits(blended.static, static_logits.detach())
         outputs["label_logits_static"] = self.render_logits(weights.static, static_logits)
         outputs["label_logits_dynamic"] = self.render_logits(weights.dynamic, logits)
         outputs["weights_list"] = weights_list + [blended.total]

@@ -33,3 +33,16 @@ def test_gradients_reach_every_layer():
     torch.nn.functional.cross_entropy(head(features), torch.randint(0, 4, (64,))).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
     assert features.grad is not None and features.grad.abs().sum() > 0
+
+
+def test_a_logit_bound_keeps_logits_within_it_and_their_order():
+    """``logit_bound`` maps each logit through ``bound * tanh(logit / bound)``: within the bound however large the
+    raw score, nearly unchanged where it is small, and in the same order."""
+    head = SemanticHead(in_dim=4, num_classes=4, hidden_dim=8, logit_bound=10.0)
+    with torch.no_grad():
+        head.mlp.layers[-1].weight.zero_()
+        head.mlp.layers[-1].bias.copy_(torch.tensor([-1e5, -0.5, 3.0, 1e5]))
+    logits = head(torch.randn(2, 4))
+    assert logits.abs().max() <= 10.0
+    assert torch.allclose(logits[0, 1:3], torch.tensor([-0.5, 3.0]), atol=0.1)
+    assert torch.equal(logits[0].argsort(), torch.arange(4))
