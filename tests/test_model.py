@@ -453,7 +453,8 @@ def test_labels_carried_along_the_optical_flow_reach_the_loss_of_a_label_subset(
 )
 def test_the_default_model_follows_which_frames_have_labels(tiny_scene, label_frames, propagation, field_features):
     """With labels on some frames only, the default model carries them along the scene flow (outward label
-    propagation, a head on the flow features only); with every frame labelled there is nothing to carry."""
+    propagation, a head on the flow features only) and holds the static head fixed on moving pixels; with every
+    frame labelled there is nothing to carry, and the static head learns from every pixel (the paper's loss)."""
     config = semantic_flow_config()
     config.pipeline.datamanager.dataparser.data = tiny_scene
     config.pipeline.datamanager.dataparser.label_frames = label_frames
@@ -463,6 +464,8 @@ def test_the_default_model_follows_which_frames_have_labels(tiny_scene, label_fr
     assert model.config.semantic_propagation_loss_mult == propagation
     assert model.config.semantic_propagation_outward is True
     assert model.config.semantic_field_features is field_features
+    assert config.pipeline.model.static_semantics_from_moving is None  # left to the data
+    assert model.config.static_semantics_from_moving is field_features  # the same rule: False only when partial
     head_in = model.dynamic.semantic_head.mlp.layers[0].in_features
     flow_only = model.dynamic.attention.get_out_dim()
     assert head_in == flow_only + (model.config.dynamic_field.feature_dim if field_features else 0)

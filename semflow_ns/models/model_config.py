@@ -118,12 +118,13 @@ class SemanticFlowModelConfig(ModelConfig):
     semantic_propagation_outward: bool = True
     """Label propagation only outward from the labelled frames: frame t teaches t±1 only when t±1 is farther from
     every labelled frame than t (False: in both directions)."""
-    static_semantics_from_moving: bool = False
+    static_semantics_from_moving: Optional[bool] = None
     """The semantic losses of the full render also teach the static semantic head on pixels known to move (moving
-    classes of the labels, a moving class carried along the optical flow, or the motion mask). False (default):
-    the static head is held fixed there (the static density still takes the gradient), so a moving object's
-    labels do not teach the static head its class where the object once was, which it would then predict there
-    at every time. Not in the paper (True is the paper's loss)."""
+    classes of the labels, a moving class carried along the optical flow, or the motion mask; True is the paper's
+    loss). False: the static head is held fixed there (the static density still takes the gradient), so a moving
+    object's labels do not teach the static head its class where the object once was, which it would then predict
+    there at every time in the unlabelled frames. None (default): False when the scene has video frames without
+    training labels (and some with), else True."""
     static_logit_bound: float = 10.0
     """The static semantic head's logits are bounded softly to within this (``bound * tanh(logit / bound)``; 0:
     unbounded). A head whose labels hold a single class (a DAVIS clip: the static head, held fixed on moving
@@ -191,8 +192,9 @@ def resolve_label_defaults(config: SemanticFlowModelConfig, labelled: Optional[l
 
     With labels on some frames only (a label subset, a video labelled on a few frames) the default model carries
     the labels along the scene flow: label propagation outward from the labelled frames at
-    :data:`PARTIAL_LABEL_PROPAGATION`, and a dynamic semantic head that sees the flow features only. With every
-    frame labelled (or none, or unknown) there is nothing to propagate.
+    :data:`PARTIAL_LABEL_PROPAGATION`, a dynamic semantic head that sees the flow features only, and a static head
+    held fixed on moving pixels. With every frame labelled (or none, or unknown) there is nothing to propagate,
+    and every frame's labels correct the static head where a moving object once was.
     """
     partial = labelled is not None and any(labelled) and not all(labelled)
     resolved = {}
@@ -200,4 +202,6 @@ def resolve_label_defaults(config: SemanticFlowModelConfig, labelled: Optional[l
         resolved["semantic_propagation_loss_mult"] = PARTIAL_LABEL_PROPAGATION if partial else 0.0
     if config.semantic_field_features is None:
         resolved["semantic_field_features"] = not partial
+    if config.static_semantics_from_moving is None:
+        resolved["static_semantics_from_moving"] = not partial
     return dataclasses.replace(config, **resolved) if resolved else config
