@@ -296,8 +296,8 @@ class SemanticFlowModel(Model):
         norm = (ray_bundle.metadata or {}).get("directions_norm")  # ray length per unit of z-depth
         outputs["z_depth"] = outputs["depth"] / norm if norm is not None else outputs["depth"]
         outputs["label_logits"] = full_logits
-        outputs["label_logits_static_part"] = static_part
         if not self.config.static_semantics_from_moving:  # the static head held fixed on moving pixels
+            outputs["label_logits_static_part"] = static_part
             outputs["label_logits_static_fixed_head"] = self.render_logits(blended.static, static_logits.detach())
         outputs["label_logits_static"] = self.render_logits(weights.static, static_logits)
         outputs["label_logits_dynamic"] = self.render_logits(weights.dynamic, logits)
