@@ -549,3 +549,50 @@ def test_the_step_with_kept_neighbour_features_computes_the_reference_losses(tin
     for key, value in fast_losses.items():
         assert value == pytest.approx(reference_losses[key], rel=1e-4, abs=1e-6), key
     assert fast_grad > 0 and reference_grad > 0
+
+
+@pytest.mark.parametrize(
+    "grid_space, unbounded, one_centre, uses_view",
+    [
+        ("box", True, True, False),
+        ("auto", False, True, False),
+        ("auto", True, False, False),
+        ("auto", True, True, True),
+        ("view", False, False, True),
+    ],
+)
+def test_the_grid_space_puts_every_field_on_the_box_or_the_view_grid(
+    scene_copy, grid_space, unbounded, one_centre, uses_view
+):
+    """auto: the view grid for unbounded scenes whose cameras share one centre (rotation-only poses), the box
+    otherwise; with the view grid every field (proposal, static, dynamic, scene flow) looks its grids up
+    through it, and training reaches every parameter."""
+    transforms = json.loads((scene_copy / "transforms.json").read_text())
+    transforms["unbounded"] = unbounded
+    if one_centre:  # every camera moved to the first one's centre, turned as before
+        centre = [row[3] for row in transforms["frames"][0]["transform_matrix"][:3]]
+        for frame in transforms["frames"]:
+            for row, value in zip(frame["transform_matrix"], centre):
+                row[3] = value
+    (scene_copy / "transforms.json").write_text(json.dumps(transforms))
+    _, pipeline = tiny_pipeline(scene_copy, grid_space=grid_space)
+    model = pipeline.model
+    assert (model.normalizer.view is not None) == uses_view
+    if not uses_view:
+        return
+    assert model.dynamic.scene_flow.grid_coords == model.normalizer.flow_coords
+    calls = []
+    original = model.normalizer.view.forward
+    model.normalizer.view.forward = lambda world: calls.append(world.shape) or original(world)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    train_step(pipeline, optimizer)
+    calls.clear()
+    loss_dict = train_step(pipeline, optimizer)
+    assert all(torch.isfinite(v) for v in loss_dict.values())
+    num_rays = pipeline.datamanager.config.train_num_rays_per_batch
+    sizes = sorted({torch.Size(shape[:-1]).numel() for shape in calls})
+    assert num_rays * model.config.num_proposal_samples in sizes  # the proposal field
+    assert num_rays * model.config.num_samples in sizes  # static and dynamic fields, scene flow
+    missing = [n for n, p in model.named_parameters() if p.numel() and (p.grad is None or not p.grad.abs().sum() > 0)]
+    assert not missing, f"no gradient reaches {missing}"

@@ -10,8 +10,9 @@ The output layer is zero-initialised, so the field starts at the identity (every
 ``tests/field_components/test_scene_flow.py::test_zero_init_is_identity`` pins this.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 from jaxtyping import Float
@@ -50,10 +51,22 @@ class SceneFlow(NamedTuple):
 
 
 class SceneFlowField(nn.Module):
-    """Forward/backward displacement of normalised positions at normalised times."""
+    """Forward/backward displacement of normalised positions at normalised times.
 
-    def __init__(self, config: SceneFlowFieldConfig, num_frames: int) -> None:
+    Args:
+        config: grids, MLP and integration options.
+        num_frames: frames of the video (the time resolution of the grids).
+        grid_coords: maps normalised positions to the grids' [-1, 1] coordinates (default: clamped to the box).
+    """
+
+    def __init__(
+        self,
+        config: SceneFlowFieldConfig,
+        num_frames: int,
+        grid_coords: Optional[Callable[[Tensor], Tensor]] = None,
+    ) -> None:
         super().__init__()
+        self.grid_coords = grid_coords
         if config.window < 3 or config.window % 2 == 0:
             raise ValueError(f"scene flow window must be an odd number >= 3, got {config.window}")
         if config.num_substeps < 1:
@@ -72,7 +85,7 @@ class SceneFlowField(nn.Module):
 
     def forward(self, unit: Float[Tensor, "*bs 3"], times: Float[Tensor, "*bs 1"]) -> SceneFlow:
         """Displacements of points ``unit`` (normalised, uncontracted) at ``times`` in [0, 1]."""
-        coords = spacetime(unit.clamp(-1.0, 1.0), times)
+        coords = spacetime(unit.clamp(-1.0, 1.0) if self.grid_coords is None else self.grid_coords(unit), times)
         raw = self.head(self.mlp(self.encoding(coords)))
         flow = self.config.max_displacement * torch.tanh(raw)
         return SceneFlow(forward=flow[..., :3], backward=flow[..., 3:])

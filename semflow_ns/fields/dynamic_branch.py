@@ -109,7 +109,7 @@ class DynamicBranch(nn.Module):
         self.timeline = timeline
         num_frames = timeline.num_frames
         self.field = RadianceField(config.dynamic_field, time_dependent=True, num_frames=num_frames)
-        self.scene_flow = SceneFlowField(config.scene_flow, num_frames=num_frames)
+        self.scene_flow = SceneFlowField(config.scene_flow, num_frames=num_frames, grid_coords=normalizer.flow_coords)
         self.half_window = config.scene_flow.window // 2
         uses_flow = config.semantic_source == "flow"
         head_in = config.dynamic_field.feature_dim if config.semantic_field_features or not uses_flow else 0

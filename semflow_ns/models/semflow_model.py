@@ -52,7 +52,7 @@ from semflow_ns.field_components.semantic_head import SemanticHead
 from semflow_ns.field_components.timeline import VideoTimeline
 from semflow_ns.fields.density_field import ProposalDensityField
 from semflow_ns.fields.dynamic_branch import DynamicBranch, upgrade_state_keys
-from semflow_ns.fields.encoding import SceneNormalizer
+from semflow_ns.fields.encoding import SceneNormalizer, ViewGrid
 from semflow_ns.fields.radiance_field import RadianceField
 from semflow_ns.model_components import losses
 from semflow_ns.model_components.adaptation import freeze_parts, load_parts, source_uses_field_features
@@ -111,7 +111,12 @@ class SemanticFlowModel(Model):
         if unbounded:  # contracted space reaches infinity: sample far beyond the scene's far bound
             far = max(far, cfg.unbounded_far_plane)
         self.collider = NearFarCollider(near_plane=near, far_plane=far, reset_near_plane=not cfg.render_from_near_plane)
-        self.normalizer = SceneNormalizer(self.scene_box, contract=unbounded)
+        view_grid = cfg.grid_space == "view" or (
+            cfg.grid_space == "auto" and unbounded and cameras_share_a_centre(video.cameras, near)
+        )
+        self.normalizer = SceneNormalizer(
+            self.scene_box, contract=unbounded, view=view_grid_of(video.cameras, near) if view_grid else None
+        )
         self.timeline = VideoTimeline(video.times)
         self.register_buffer("label_distance", video.label_distance(), persistent=False)
         self.proposal_field = ProposalDensityField(cfg.proposal_planes, self.normalizer, num_frames)
@@ -403,3 +408,18 @@ def _upgrade_checkpoint_keys(module: nn.Module, state_dict: dict[str, Tensor], p
     upgraded = upgrade_state_keys(state_dict, prefix)
     state_dict.clear()
     state_dict.update(upgraded)
+
+
+def view_grid_of(cameras: Cameras, near: float) -> ViewGrid:
+    """The :class:`ViewGrid` of a video's cameras (their fields of view from the intrinsics)."""
+    fx, fy, cx, cy = (getattr(cameras, k).float()[:, 0] for k in ("fx", "fy", "cx", "cy"))
+    width, height = cameras.width.float()[:, 0], cameras.height.float()[:, 0]
+    half_x = torch.maximum(cx, width - cx) / fx
+    half_y = torch.maximum(cy, height - cy) / fy
+    return ViewGrid(cameras.camera_to_worlds, torch.stack([half_x, half_y], dim=-1).atan(), near)
+
+
+def cameras_share_a_centre(cameras: Cameras, near: float) -> bool:
+    """Whether every camera sits at the same point (rotation-only poses), to a thousandth of ``near``."""
+    origins = cameras.camera_to_worlds[:, :3, 3].float()
+    return bool((origins - origins.mean(0)).norm(dim=-1).max() <= 1e-3 * near)
