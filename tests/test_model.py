@@ -572,7 +572,7 @@ def test_the_grid_space_puts_every_field_on_the_box_or_the_view_grid(
     if one_centre:  # every camera moved to the first one's centre, turned as before
         centre = [row[3] for row in transforms["frames"][0]["transform_matrix"][:3]]
         for frame in transforms["frames"]:
-            for row, value in zip(frame["transform_matrix"], centre):
+            for row, value in zip(frame["transform_matrix"][:3], centre, strict=True):
                 row[3] = value
     (scene_copy / "transforms.json").write_text(json.dumps(transforms))
     _, pipeline = tiny_pipeline(scene_copy, grid_space=grid_space)

@@ -140,6 +140,9 @@ class SceneNormalizer(nn.Module):
         self.register_buffer("half_size", (aabb[1] - aabb[0]) / 2, persistent=False)
         self.contraction: Optional[SceneContraction] = SceneContraction(order=float("inf")) if contract else None
         self.view = view
+        self._last_view: Optional[tuple[Tensor, Tensor]] = None
+        """The last positions seen through the view grid and their coordinates: the static field, the dynamic
+        field and the scene flow look up the same samples one after the other."""
 
     def to_unit(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
         return (positions - self.center) / self.half_size
@@ -151,7 +154,7 @@ class SceneNormalizer(nn.Module):
         """Coordinates for the grids: clamped to the box, or contracted into it for unbounded scenes (or seen
         from the cameras, with a view grid)."""
         if self.view is not None:
-            return self.view(self.to_world(unit))
+            return self._view_coords(unit)
         if self.contraction is None:
             return unit.clamp(-1.0, 1.0)
         return self.contraction(unit) / 2.0
@@ -160,8 +163,16 @@ class SceneNormalizer(nn.Module):
         """Coordinates for the scene-flow grids: clamped to the box (or seen from the cameras, with a view
         grid)."""
         if self.view is not None:
-            return self.view(self.to_world(unit))
+            return self._view_coords(unit)
         return unit.clamp(-1.0, 1.0)
+
+    def _view_coords(self, unit: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
+        last = self._last_view
+        if last is not None and last[0] is unit:
+            return last[1]
+        coords = self.view(self.to_world(unit))
+        self._last_view = (unit, coords)
+        return coords
 
 
 def spacetime(coords: Float[Tensor, "*bs 3"], times: Float[Tensor, "*bs 1"]) -> Float[Tensor, "*bs 4"]:
