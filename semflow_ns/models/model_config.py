@@ -50,8 +50,8 @@ class SemanticFlowModelConfig(ModelConfig):
     as the cameras see it, two angles from the cameras' mean centre and the inverse distance (see
     :class:`~semflow_ns.fields.encoding.ViewGrid`), so that a cell covers a few pixels wherever it is in view.
     auto (default): view for unbounded scenes whose cameras all share one centre (rotation-only poses: the box
-    that holds their frustums gives cells tens of pixels wide; the view grid measured +2.0 and +2.5 dB PSNR on
-    two such DAVIS clips), box otherwise (on clips with translating cameras the two measured about the same)."""
+    that holds their frustums gives cells tens of pixels wide; the view grid measured +1.8 to +3.1 dB PSNR on
+    three such DAVIS clips), box otherwise (on clips with translating cameras the box did as well or better)."""
     num_proposal_samples: int = 64
     """Samples per ray for the proposal density."""
     num_samples: int = 24
