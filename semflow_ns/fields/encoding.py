@@ -78,9 +78,9 @@ class ViewGrid(nn.Module):
         super().__init__()
         c2w = cameras_to_world.float()
         center = c2w[:, :, 3].mean(0)
-        forward = -c2w[:, :, 2].mean(0)
+        back = c2w[:, :, 2].mean(0)  # the mean camera looks down -back
+        back = back / back.norm()
         up = c2w[:, :, 1].mean(0)
-        back = -forward / forward.norm()
         right = torch.linalg.cross(up, back)
         right = right / right.norm()
         rotation = torch.stack([right, torch.linalg.cross(back, right), back], dim=-1)  # reference c2w
@@ -99,11 +99,9 @@ class ViewGrid(nn.Module):
         lows = torch.stack([yaw.min(), pitch.min()]) - slack
         highs = torch.stack([yaw.max(), pitch.max()]) + slack
         span = highs - lows
-        lows, highs = lows - self.MARGIN * span, highs + self.MARGIN * span
-        highs[0] = highs[0].clamp(max=math.pi)
-        lows[0] = lows[0].clamp(min=-math.pi)
-        highs[1] = highs[1].clamp(max=math.pi / 2)
-        lows[1] = lows[1].clamp(min=-math.pi / 2)
+        limits = torch.tensor([math.pi, math.pi / 2])  # yaw, pitch
+        lows = torch.maximum(lows - self.MARGIN * span, -limits)
+        highs = torch.minimum(highs + self.MARGIN * span, limits)
         self.register_buffer("center", center, persistent=False)
         self.register_buffer("rotation", rotation, persistent=False)
         self.register_buffer("angle_center", (lows + highs) / 2, persistent=False)
