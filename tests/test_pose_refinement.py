@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import tyro
+from model_helpers import shrink_model
 from nerfstudio.cameras.camera_optimizers import CameraOptimizer
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
@@ -18,9 +19,11 @@ from semflow_ns.data.dataparsers.metadata import VIDEO_FRAME_KEY
 from semflow_ns.field_components.flow_aggregation import VideoCameras
 from semflow_ns.model_components.pose_refinement import (
     PoseRefinementConfig,
+    VideoPoseOptimizer,
     corrected_camera_to_worlds,
     corrected_rays,
     refine_camera,
+    untrained_blend,
 )
 
 
@@ -230,3 +233,69 @@ def test_renders_of_video_frames_use_refined_poses_and_other_cameras_do_not(refi
     assert torch.allclose(bundle.origins, expected_bundle.origins, atol=1e-6)
     assert torch.allclose(bundle.directions, expected_bundle.directions, atol=1e-6)
     assert math.isfinite(float(rendered["rgb"].sum()))
+
+
+# ----------------------------------------------------------------------------------------------
+# frames left out of training
+
+
+@pytest.mark.parametrize("mode", ["SO3xR3", "SE3"])
+def test_untrained_frames_take_their_trained_neighbours_correction(mode):
+    times = torch.tensor([0.0, 0.2, 0.3, 0.6, 0.8, 1.0])
+    config = PoseRefinementConfig(mode=mode).resolve(approximate_poses=True)
+    video = VideoPoseOptimizer(config, times, untrained=[2, 5])
+    plain = config.setup(num_cameras=6, device="cpu")
+    with torch.no_grad():
+        video.pose_adjustment.normal_(0.0, 0.05)
+        plain.pose_adjustment.copy_(video.pose_adjustment)
+    frames = torch.arange(6)
+    corrections, reference = video(frames), plain(frames)
+    for trained in (0, 1, 3, 4):  # nerfstudio's own correction
+        assert torch.allclose(corrections[trained], reference[trained], atol=1e-6)
+    # frame 2 (t = 0.3) lies a quarter of the way from frame 1 (0.2) to frame 3 (0.6); frame 5 follows frame 4
+    blended = video.pose_adjustment[1] * 0.75 + video.pose_adjustment[3] * 0.25
+    with torch.no_grad():
+        plain.pose_adjustment[2] = blended
+        plain.pose_adjustment[5] = video.pose_adjustment[4]
+    assert torch.allclose(corrections[2], plain(frames)[2], atol=1e-6)
+    assert torch.allclose(corrections[5], reference[4], atol=1e-6)
+    assert not torch.allclose(corrections[2], reference[2], atol=1e-4)
+    # a loss on an untrained frame moves its neighbours' corrections, never its own unused row
+    video(torch.tensor([2])).sum().backward()
+    touched = video.pose_adjustment.grad.abs().sum(-1) > 0
+    assert touched.tolist() == [False, True, False, True, False, False]
+
+
+def test_with_every_frame_trained_the_optimizer_is_nerfstudios():
+    times = torch.linspace(0.0, 1.0, 5)
+    config = PoseRefinementConfig(mode="SO3xR3").resolve(approximate_poses=True)
+    video, plain = VideoPoseOptimizer(config, times, untrained=[]), config.setup(num_cameras=5, device="cpu")
+    with torch.no_grad():
+        video.pose_adjustment.normal_(0.0, 0.05)
+        plain.pose_adjustment.copy_(video.pose_adjustment)
+    assert torch.equal(video(torch.arange(5)), plain(torch.arange(5)))
+    with pytest.raises(ValueError, match="at least one video frame"):
+        untrained_blend(times, untrained=list(range(5)))
+
+
+def test_model_gives_withheld_frames_interpolated_corrections(tiny_scene):
+    config = semantic_flow_config()
+    config.pipeline.datamanager.dataparser.data = tiny_scene
+    config.pipeline.datamanager.dataparser.withheld_frames = "every:4+2"
+    config.pipeline.datamanager.train_num_rays_per_batch = 64
+    shrink_model(config.pipeline.model)
+    config.pipeline.model.camera_optimizer = PoseRefinementConfig(mode="SO3xR3")
+    pipeline = config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)
+    optimizer = pipeline.model.camera_optimizer
+    withheld = pipeline.datamanager.train_dataparser_outputs.metadata["semflow_video"].withheld
+    assert withheld and optimizer.untrained == sorted(withheld)
+    with torch.no_grad():
+        optimizer.pose_adjustment.normal_(0.0, 0.05)
+    refined = pipeline.model.video_cameras.refined_camera_to_worlds().detach()
+    frame = withheld[0]
+    expected = optimizer.blend[frame] @ optimizer.pose_adjustment
+    assert optimizer.blend[frame, frame] == 0 and torch.isclose(optimizer.blend[frame].sum(), torch.tensor(1.0))
+    assert not torch.allclose(expected, optimizer.pose_adjustment[frame])
+    video = pipeline.datamanager.train_dataparser_outputs.metadata["semflow_video"]
+    moved = corrected_camera_to_worlds(video.cameras.camera_to_worlds[frame], optimizer(torch.tensor([frame]))[0])
+    assert torch.allclose(refined[frame], moved, atol=1e-6)

@@ -134,7 +134,7 @@ class SemanticFlowModel(Model):
         )
         self.static_field = RadianceField(cfg.static_field, time_dependent=False)
         approximate = self.scene_info.approximate_poses
-        self.camera_optimizer = setup_pose_refinement(cfg.camera_optimizer, approximate, num_frames)
+        self.camera_optimizer = setup_pose_refinement(cfg.camera_optimizer, approximate, video.times, video.withheld)
         self.video_cameras = VideoCameras(video.cameras, pose_correction=self.camera_optimizer)
         frames = load_frames(video.image_filenames) if cfg.semantic_source == "flow" else None
         self.dynamic = DynamicBranch(cfg, self.normalizer, self.timeline, self.video_cameras, frames, num_logits)
