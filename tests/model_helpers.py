@@ -1,6 +1,7 @@
 """Helpers of the in-process model tests (``tests/`` is on ``sys.path`` while they run)."""
 
 from pathlib import Path
+from typing import Optional
 
 from semflow_ns.configs.method_configs import semantic_flow_config
 from semflow_ns.fields.encoding import PlaneEncodingConfig
@@ -15,10 +16,13 @@ def shrink_model(model) -> None:
     model.scene_flow.planes, model.proposal_planes = small, small
 
 
-def tiny_pipeline(scene: Path, **model_overrides):
-    """(config, pipeline) of a tiny semantic-flow model on ``scene`` (64 rays per batch, CPU)."""
+def tiny_pipeline(scene: Path, dataparser: Optional[dict] = None, **model_overrides):
+    """(config, pipeline) of a tiny semantic-flow model on ``scene`` (64 rays per batch, CPU); ``dataparser``:
+    dataparser options to set (e.g. ``{"withheld_frames": "every:4"}``)."""
     config = semantic_flow_config()
     config.pipeline.datamanager.dataparser.data = scene
+    for key, value in (dataparser or {}).items():
+        setattr(config.pipeline.datamanager.dataparser, key, value)
     config.pipeline.datamanager.train_num_rays_per_batch = 64
     model = config.pipeline.model
     shrink_model(model)

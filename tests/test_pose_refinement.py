@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 import tyro
-from model_helpers import shrink_model
 from nerfstudio.cameras.camera_optimizers import CameraOptimizer
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
@@ -279,15 +278,12 @@ def test_with_every_frame_trained_the_optimizer_is_nerfstudios():
 
 
 def test_model_gives_withheld_frames_interpolated_corrections(tiny_scene):
-    config = semantic_flow_config()
-    config.pipeline.datamanager.dataparser.data = tiny_scene
-    config.pipeline.datamanager.dataparser.withheld_frames = "every:4+2"
-    config.pipeline.datamanager.train_num_rays_per_batch = 64
-    shrink_model(config.pipeline.model)
-    config.pipeline.model.camera_optimizer = PoseRefinementConfig(mode="SO3xR3")
-    pipeline = config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0)
+    _, pipeline = tiny_pipeline(
+        tiny_scene, dataparser={"withheld_frames": "every:4+2"}, camera_optimizer=PoseRefinementConfig(mode="SO3xR3")
+    )
     optimizer = pipeline.model.camera_optimizer
-    withheld = pipeline.datamanager.train_dataparser_outputs.metadata["semflow_video"].withheld
+    video = pipeline.datamanager.train_dataparser_outputs.metadata["semflow_video"]
+    withheld = video.withheld
     assert withheld and optimizer.untrained == sorted(withheld)
     with torch.no_grad():
         optimizer.pose_adjustment.normal_(0.0, 0.05)
@@ -296,6 +292,5 @@ def test_model_gives_withheld_frames_interpolated_corrections(tiny_scene):
     expected = optimizer.blend[frame] @ optimizer.pose_adjustment
     assert optimizer.blend[frame, frame] == 0 and torch.isclose(optimizer.blend[frame].sum(), torch.tensor(1.0))
     assert not torch.allclose(expected, optimizer.pose_adjustment[frame])
-    video = pipeline.datamanager.train_dataparser_outputs.metadata["semflow_video"]
     moved = corrected_camera_to_worlds(video.cameras.camera_to_worlds[frame], optimizer(torch.tensor([frame]))[0])
     assert torch.allclose(refined[frame], moved, atol=1e-6)
