@@ -19,6 +19,12 @@ cube's side):
 - ``within k``: the path error over the frames at most k frames from the clicked one (how it grows with time);
 - ``moving``: the share of clicks the model calls moving (the others keep a constant path).
 
+A second table checks the geometry under the clicks against every body, moving or not: over whole frames (every
+4th video frame, each pixel's ray), the signed error of the rendered depth along the ray against the distance to
+the true surface, per body (median, and the median of its absolute value relative to the true distance). When
+the still walls and crates are as far off as the balls, the start error is the fields' geometry, not their
+motion.
+
 ``--viewer-clicks N`` also measures the latency in nerfstudio's viewer: the viewer at its default "Max res",
 headless Chromium clicking the render while the viewer renders at full resolution (the worst case), from the
 browser's mouse event to the answer in the panel.
@@ -50,7 +56,7 @@ from semflow_ns.data.demo.render import trace
 from semflow_ns.data.demo.scene import DemoWorld
 from semflow_ns.data.format import load_scene
 from semflow_ns.data.format.frame_files import read_label_image
-from semflow_ns.model_components.inspect import frame_camera, inspect_rays, pixel_rays, querying
+from semflow_ns.model_components.inspect import cast_rays, frame_camera, inspect_rays, pixel_rays, querying
 from semflow_ns.model_components.trajectories import integrate_paths
 
 CONSOLE = Console()
@@ -153,6 +159,37 @@ def score_frame(model: Any, world: DemoWorld, scene, frame: int, args: Args, rng
             }
         )
     return rows
+
+
+def depth_errors(model: Any, world: DemoWorld, frames: list[int]) -> dict[str, dict[str, float]]:
+    """Per body: rendered depth along each pixel's ray against the true distance to the surface it hits (metres;
+    ``relative``: |error| / distance), over whole ``frames``."""
+    errors: dict[str, list[np.ndarray]] = {}
+    for frame in frames:
+        camera = frame_camera(model, frame)
+        rays = camera.generate_rays(camera_indices=0)
+        origins = rays.origins.reshape(-1, 3)
+        directions = torch.nn.functional.normalize(rays.directions.reshape(-1, 3), dim=-1)
+        time_f = float(camera.times.flatten()[0])
+        with querying(model):
+            depth = cast_rays(model, origins, directions, time_f)["depth"][:, 0].cpu().double().numpy()
+        hits = trace(world, world.poses(time_f), origins.double().numpy(), directions.double().numpy())
+        for body in np.unique(hits.body):
+            own = hits.body == body
+            errors.setdefault(world.bodies[body].name, []).append(
+                np.stack([depth[own] - hits.distance[own], hits.distance[own]], axis=-1)
+            )
+    summary = {}
+    for name, parts in errors.items():
+        error, distance = np.concatenate(parts).T
+        summary[name] = {
+            "pixels": int(len(error)),
+            "distance": float(np.median(distance)),
+            "signed_error": float(np.median(error)),
+            "relative_error": float(np.median(np.abs(error) / distance)),
+            "moving": any(not np.allclose(b.motion(0.0)[1], b.motion(1.0)[1]) for b in world.bodies if b.name == name),
+        }
+    return summary
 
 
 def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
@@ -264,6 +301,7 @@ def main(args: Args) -> None:
         "args": {k: str(v) for k, v in asdict(args).items()},
         "summary": summary,
         "click_seconds": single_click_seconds(model),
+        "depth": depth_errors(model, world, list(range(0, len(video), 4))),
         "rows": rows,
     }
     if args.viewer_clicks > 0:
@@ -279,6 +317,13 @@ def main(args: Args) -> None:
             f"{s['image_error']:.3f}", f"{s['moving']:.2f}",
         )  # fmt: skip
     CONSOLE.print(table)
+    depth = Table("body", "moving", "pixels", "true distance (m)", "depth error (m, median)", "|error| / distance")
+    for name, d in result["depth"].items():
+        depth.add_row(
+            name, "yes" if d["moving"] else "no", str(d["pixels"]), f"{d['distance']:.2f}", f"{d['signed_error']:+.3f}",
+            f"{d['relative_error']:.3f}",
+        )  # fmt: skip
+    CONSOLE.print(depth)
     CONSOLE.print(f"one click (inspect + path, no viewer): {result['click_seconds']:.3f} s")
     if "viewer" in result:
         CONSOLE.print(f"in the viewer: {result['viewer']}")

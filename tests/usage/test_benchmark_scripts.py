@@ -96,6 +96,10 @@ def test_trajectory_benchmark_scores_clicked_paths_against_the_demo_motion(train
         scores = [row[k] for k in ("path_error", "flow_error", "start_error", "image_error", "within_1", "within_12")]
         assert all(np.isfinite(v) and v >= 0 for v in scores)
         assert row["true_travel"] > 0, "the picked objects move"
+    depth = result["depth"]  # geometry per body over whole frames, still bodies included
+    assert {"floor", "walls"} <= set(depth) and {n for n, d in depth.items() if d["moving"]} <= objects
+    assert sum(d["pixels"] for d in depth.values()) == 2 * 24 * 32  # frames 0 and 4 of the 8-frame, 32 x 24 demo
+    assert all(np.isfinite(d["signed_error"]) and 0 <= d["relative_error"] < np.inf for d in depth.values())
 
 
 def test_task_benchmark_scores_models_and_2d_baselines_on_the_unlabelled_frames(
