@@ -96,6 +96,11 @@ def object_size(world: DemoWorld, body: int) -> float:
     raise ValueError(f"no size for {type(shape).__name__}")
 
 
+def moves(world: DemoWorld, body: int) -> bool:
+    """Whether a body is somewhere else at the end of the video than at its start."""
+    return not np.allclose(world.bodies[body].motion(0.0)[1], world.bodies[body].motion(1.0)[1])
+
+
 def pick_pixels(labels: np.ndarray, instance: int, count: int, margin: int, rng: np.random.Generator) -> list:
     """Up to ``count`` pixels (x, y) of ``instance`` at least ``margin`` pixels inside its outline."""
     mask = binary_erosion(labels == instance, iterations=margin) if margin > 0 else labels == instance
@@ -112,7 +117,7 @@ def carried(world: DemoWorld, body: int, local: np.ndarray, times: list[float]) 
 def score_frame(model: Any, world: DemoWorld, scene, frame: int, args: Args, rng) -> list[dict]:
     """One row per click on the moving objects of ``frame``."""
     labels = read_label_image(scene.frames[frame].instances)
-    moving_bodies = [i for i, b in enumerate(world.bodies) if not np.allclose(b.motion(0.0)[1], b.motion(1.0)[1])]
+    moving_bodies = [i for i in range(len(world.bodies)) if moves(world, i)]
     picks = [(body, p) for body in moving_bodies for p in pick_pixels(labels, world.bodies[body].instance_id,
              args.pixels_per_object, args.margin, rng)]  # fmt: skip
     if not picks:
@@ -163,8 +168,8 @@ def score_frame(model: Any, world: DemoWorld, scene, frame: int, args: Args, rng
 
 def depth_errors(model: Any, world: DemoWorld, frames: list[int]) -> dict[str, dict[str, float]]:
     """Per body: rendered depth along each pixel's ray against the true distance to the surface it hits (metres;
-    ``relative``: |error| / distance), over whole ``frames``."""
-    errors: dict[str, list[np.ndarray]] = {}
+    ``relative_error``: |error| / distance), over whole ``frames``."""
+    errors: dict[int, list[np.ndarray]] = {}
     for frame in frames:
         camera = frame_camera(model, frame)
         rays = camera.generate_rays(camera_indices=0)
@@ -176,18 +181,18 @@ def depth_errors(model: Any, world: DemoWorld, frames: list[int]) -> dict[str, d
         hits = trace(world, world.poses(time_f), origins.double().numpy(), directions.double().numpy())
         for body in np.unique(hits.body):
             own = hits.body == body
-            errors.setdefault(world.bodies[body].name, []).append(
+            errors.setdefault(int(body), []).append(
                 np.stack([depth[own] - hits.distance[own], hits.distance[own]], axis=-1)
             )
     summary = {}
-    for name, parts in errors.items():
+    for body, parts in sorted(errors.items()):
         error, distance = np.concatenate(parts).T
-        summary[name] = {
+        summary[world.bodies[body].name] = {
             "pixels": int(len(error)),
             "distance": float(np.median(distance)),
             "signed_error": float(np.median(error)),
             "relative_error": float(np.median(np.abs(error) / distance)),
-            "moving": any(not np.allclose(b.motion(0.0)[1], b.motion(1.0)[1]) for b in world.bodies if b.name == name),
+            "moving": moves(world, body),
         }
     return summary
 
