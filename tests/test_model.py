@@ -94,6 +94,24 @@ def test_training_losses_are_finite_and_gradients_reach_every_parameter(tiny_sce
     assert not missing, f"no gradient reaches {missing}"
 
 
+def test_static_optical_flow_loss_is_off_by_default_and_when_on_trains_the_static_field(tiny_scene):
+    """The static surface's flow terms appear only when their weight is set, and their gradient alone reaches
+    the static field (the density that places its surface), not the dynamic one."""
+    _, pipeline = tiny_pipeline(tiny_scene)
+    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    assert not any(key.startswith("static_optical_flow") for key in loss_dict)
+    _, pipeline = tiny_pipeline(tiny_scene, static_optical_flow_loss_mult=0.02)
+    model = pipeline.model
+    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    terms = [loss_dict["static_optical_flow_next"], loss_dict["static_optical_flow_prev"]]
+    assert all(torch.isfinite(t) for t in terms) and sum(terms) > 0
+    sum(terms).backward()
+    static = [p.grad for p in model.static_field.encoding.parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in static)
+    dynamic = [p.grad for p in model.dynamic.parameters()]
+    assert all(g is None or not g.abs().sum() > 0 for g in dynamic)
+
+
 def test_training_outputs_carry_the_warped_terms_as_typed_values_ddp_can_see(tiny_scene):
     """The warped renders and the regularisers' inputs travel in two typed outputs, found by DDP's output
     traversal (``find_unused_parameters``); every other output of a training pass is a tensor or one of

@@ -8,6 +8,8 @@ Each function turns one group of outputs into named, weighted loss terms, with t
   against the labels and against the labels carried along the optical flow;
 - :func:`warped_losses`: warped colour, semantic consistency (the paper's loss), label propagation to
   unlabelled frames and optical flow, per direction;
+- :func:`static_flow_losses`: optical flow induced by the camera's motion at the static field's surface, per
+  direction;
 - :func:`regulariser_losses`: cycle consistency, slow flow, temporal and spatial smoothness, static flow,
   blending and sparsity (DynNeRF regularisers, Gao et al. 2021).
 """
@@ -141,6 +143,31 @@ def warped_losses(
         valid = batch[f"{flow_key}_valid"].to(device) * exists * render.flow_valid
         out[f"optical_flow_{name}"] = config.optical_flow_loss_mult * losses.optical_flow_loss(
             induced, batch[flow_key].to(device), valid
+        )
+    return out
+
+
+def static_flow_losses(
+    config: "SemanticFlowModelConfig",
+    warped: WarpedRenders,
+    cameras: VideoCameras,
+    surface: tuple[Float[Tensor, "num_rays 3"], Float[Tensor, "num_rays 1"]],
+    static_rays: Float[Tensor, "num_rays 1"],
+    pixels: Float[Tensor, "num_rays 2"],
+    batch: dict[str, Any],
+) -> dict[str, Tensor]:
+    """Per direction: L1 between the optical flow induced by seeing the static field's surface point of each ray
+    (``surface``: the point and whether the static weights accumulate enough for it) from the neighbouring frame
+    and the estimated optical flow, on static pixels where the flow is consistent and the neighbour exists. A
+    still point moves in the image only by the camera's motion, so this is motion stereo for the static field."""
+    points, valid = surface
+    out = {}
+    for name, render in warped.directions():
+        flow_key = OPTICAL_FLOW_KEYS[name]
+        mask = batch[f"{flow_key}_valid"].to(points.device) * render.exists * valid * static_rays
+        induced = induced_flow(cameras, points, render.neighbour, pixels)
+        out[f"static_optical_flow_{name}"] = config.static_optical_flow_loss_mult * losses.optical_flow_loss(
+            induced, batch[flow_key].to(points.device), mask
         )
     return out
 

@@ -63,6 +63,7 @@ from semflow_ns.model_components.loss_terms import (
     FLOW_LABEL_KEYS,
     label_losses,
     regulariser_losses,
+    static_flow_losses,
     warped_losses,
 )
 from semflow_ns.model_components.pose_refinement import (
@@ -310,6 +311,10 @@ class SemanticFlowModel(Model):
         outputs["ray_samples_list"] = ray_samples_list + [ray_samples]
         outputs["warped"] = self.dynamic.warped_renders(warped, query, weights.dynamic, warped_logits)
         outputs["flow_regularisers"] = FlowRegularisers(query.flow, weights.dynamic, dynamic.blend)
+        if self.config.static_optical_flow_loss_mult > 0:  # the static surface, for its flow loss
+            outputs["static_surface"], outputs["static_surface_valid"] = expected_point(
+                weights.static, positions, min_accumulation
+            )
         return outputs
 
     # ------------------------------------------------------------------------------------------
@@ -370,6 +375,18 @@ class SemanticFlowModel(Model):
                 self.label_distance if cfg.semantic_propagation_outward else None,
             )
         )
+        if "static_surface" in outputs:
+            loss.update(
+                static_flow_losses(
+                    cfg,
+                    warped,
+                    self.video_cameras,
+                    (outputs["static_surface"], outputs["static_surface_valid"]),
+                    static_rays,
+                    pixels,
+                    batch,
+                )
+            )
         if "depth" in batch:  # the scene measures depth (SfM points, depth maps)
             loss["depth"] = cfg.depth_loss_mult * losses.depth_loss(outputs["z_depth"], batch["depth"].to(self.device))
         regularisers = outputs["flow_regularisers"]

@@ -9,7 +9,7 @@ from nerfstudio.cameras.cameras import Cameras
 
 from semflow_ns.field_components.flow_aggregation import VideoCameras
 from semflow_ns.field_components.scene_flow import SceneFlow
-from semflow_ns.model_components.loss_terms import label_losses, regulariser_losses, warped_losses
+from semflow_ns.model_components.loss_terms import label_losses, regulariser_losses, static_flow_losses, warped_losses
 from semflow_ns.model_components.warping import FlowRegularisers, WarpedRender, WarpedRenders
 from semflow_ns.models.model_config import SemanticFlowModelConfig
 
@@ -185,3 +185,43 @@ def test_labels_of_moving_pixels_teach_the_static_semantic_head_only_when_asked(
     assert torch.all(dynamic_part.grad != 0) and torch.all(static_weight.grad != 0)
     assert torch.all(static_head.grad[1] != 0)
     assert torch.all(static_head.grad[0] != 0) if from_moving else torch.all(static_head.grad[0] == 0)
+
+
+def test_static_flow_loss_is_zero_at_the_true_depth_and_pulls_a_wrong_depth_toward_it():
+    """A camera sliding along x past a wall 2 units away: the optical flow of a still point is the camera's
+    parallax. Rays: static at the true depth; static 20 % too near; moving (masked); static without a surface
+    (masked). Only the second costs, and descending its gradient moves its point away from the camera."""
+    step = 0.1
+    poses = torch.eye(4)[None, :3].repeat(4, 1, 1)
+    poses[:, 0, 3] = step * torch.arange(4)  # frame i at x = 0.1 i, looking down -z
+    video = VideoCameras(Cameras(camera_to_worlds=poses, fx=20.0, fy=20.0, cx=8.0, cy=8.0, width=16, height=16))
+    centre = torch.tensor([0.1, 0.0, 0.0])  # frame 1
+    direction = torch.tensor([0.0, 0.0, -1.0])
+    depths = torch.tensor([2.0, 1.6, 1.6, 1.6])
+    points = (centre + depths[:, None] * direction).requires_grad_(True)
+    pixels = torch.full((NUM_RAYS, 2), 8.0)
+    # true flow of a point 2 units away: the camera moves +0.1 in x, the point -fx * 0.1 / 2 = -1 px
+    true_flow = {"flow_fwd": torch.tensor([-1.0, 0.0]), "flow_bwd": torch.tensor([1.0, 0.0])}
+    batch = {key: value.expand(NUM_RAYS, 2) for key, value in true_flow.items()}
+    batch.update({f"{key}_valid": torch.ones(NUM_RAYS, 1) for key in true_flow})
+    zeros = torch.zeros(NUM_RAYS, NUM_SAMPLES, 3)
+    flow = SceneFlow(zeros, zeros)
+    warped = WarpedRenders(
+        torch.arange(NUM_RAYS),
+        _warped(flow, zeros, zeros, neighbour=torch.full((NUM_RAYS,), 2)),
+        _warped(flow, zeros, zeros, neighbour=torch.full((NUM_RAYS,), 0)),
+        FRAMES,
+    )
+    surface = (points, torch.tensor([[1.0], [1.0], [1.0], [0.0]]))
+    static_rays = torch.tensor([[1.0], [1.0], [0.0], [1.0]])
+    config = SemanticFlowModelConfig(static_optical_flow_loss_mult=0.02)
+    loss = static_flow_losses(config, warped, video, surface, static_rays, pixels, batch)
+    assert sorted(loss) == ["static_optical_flow_next", "static_optical_flow_prev"]
+    # ray 1 sees a parallax of 20 * 0.1 / 1.6 = 1.25 px: 0.25 px too much in x, over the 2 unmasked rays x 2 axes
+    expected = config.static_optical_flow_loss_mult * 0.25 / 4
+    assert float(loss["static_optical_flow_next"]) == pytest.approx(expected, rel=1e-4)
+    assert float(loss["static_optical_flow_prev"]) == pytest.approx(expected, rel=1e-4)
+    sum(loss.values()).backward()
+    grad = points.grad
+    assert torch.all(grad[[0, 2, 3]] == 0), "true depth, moving and surface-less rays take no gradient"
+    assert float((-grad[1]) @ direction) > 0, "descending the gradient moves the too-near point farther away"
