@@ -118,7 +118,6 @@ def warped_losses(
     """
     out = {}
     rays = warped.rays
-    device = image.device
     unlabelled = (labels[rays] == losses.IGNORE_INDEX).to(image.dtype)
     teacher, _ = split_logits(dynamic_logits[rays])
     for name, render in warped.directions():
@@ -139,12 +138,20 @@ def warped_losses(
         out[f"semantic_propagation_{name}"] = propagation * losses.pseudo_label_cross_entropy(
             warped_classes, teacher, propagating
         )
-        flow_key = OPTICAL_FLOW_KEYS[name]
-        valid = batch[f"{flow_key}_valid"].to(device) * exists * render.flow_valid
-        out[f"optical_flow_{name}"] = config.optical_flow_loss_mult * losses.optical_flow_loss(
-            induced, batch[flow_key].to(device), valid
+        out[f"optical_flow_{name}"] = config.optical_flow_loss_mult * flow_against_estimate(
+            induced, batch, name, exists * render.flow_valid
         )
     return out
+
+
+def flow_against_estimate(
+    induced: Float[Tensor, "num_rays 2"], batch: dict[str, Any], direction: str, mask: Float[Tensor, "num_rays 1"]
+) -> Tensor:
+    """L1 (pixels) between ``induced`` flow and the batch's estimated optical flow toward ``direction`` ("next" or
+    "prev"), on the rays in ``mask`` where the estimate is forward-backward consistent."""
+    key = OPTICAL_FLOW_KEYS[direction]
+    valid = batch[f"{key}_valid"].to(induced.device) * mask
+    return losses.optical_flow_loss(induced, batch[key].to(induced.device), valid)
 
 
 def static_flow_losses(
@@ -163,11 +170,9 @@ def static_flow_losses(
     points, valid = surface
     out = {}
     for name, render in warped.directions():
-        flow_key = OPTICAL_FLOW_KEYS[name]
-        mask = batch[f"{flow_key}_valid"].to(points.device) * render.exists * valid * static_rays
         induced = induced_flow(cameras, points, render.neighbour, pixels)
-        out[f"static_optical_flow_{name}"] = config.static_optical_flow_loss_mult * losses.optical_flow_loss(
-            induced, batch[flow_key].to(points.device), mask
+        out[f"static_optical_flow_{name}"] = config.static_optical_flow_loss_mult * flow_against_estimate(
+            induced, batch, name, render.exists * valid * static_rays
         )
     return out
 
