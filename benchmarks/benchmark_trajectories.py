@@ -17,11 +17,17 @@ cube's side):
   camera of each frame, relative to the object's apparent size there (what the optical-flow loss constrains;
   a monocular video leaves the depth direction to the fields' geometry);
 - ``within k``: the path error over the frames at most k frames from the clicked one (how it grows with time);
+- ``travel``: the length of the predicted path over the true length of the predicted point's path (median; 1 when
+  the scene flow moves the point as far as the object moves it, whatever the direction);
+- ``spread``: how deep the surface under the click is: the standard deviation of the sample depths along the
+  clicked ray under the blended rendering weights, relative to the object's size (a solid surface gives about
+  the sample spacing; a cloud smeared along the ray, much more);
 - ``moving``: the share of clicks the model calls moving (the others keep a constant path).
 
 A second table checks the geometry under the clicks against every body, moving or not: over whole frames (every
 4th video frame, each pixel's ray), the signed error of the rendered depth along the ray against the distance to
-the true surface, per body (median, and the median of its absolute value relative to the true distance). When
+the true surface, per body (median, and the median of its absolute value relative to the true distance), and the
+spread of the weights along those rays (median, metres; as ``spread`` above). When
 the still walls and crates are as far off as the balls, the start error is the fields' geometry, not their
 motion.
 
@@ -38,6 +44,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -58,8 +65,9 @@ from semflow_ns.data.format import load_scene
 from semflow_ns.data.format.frame_files import read_label_image
 from semflow_ns.model_components.inspect import cast_rays, frame_camera, inspect_rays, pixel_rays, querying
 from semflow_ns.model_components.trajectories import integrate_paths
+from semflow_ns.models import semflow_model
 
-CONSOLE = Console()
+CONSOLE = Console(width=160)
 HORIZONS = (1, 3, 6, 12)
 """Frames from the clicked one over which the path error is also reported."""
 
@@ -114,6 +122,29 @@ def carried(world: DemoWorld, body: int, local: np.ndarray, times: list[float]) 
     return np.stack([rot @ local + centre for rot, centre in (world.bodies[body].motion(t) for t in times)])
 
 
+@contextmanager
+def recording_spread(spreads: list):
+    """Appends, for every ray the model renders inside the block, the standard deviation of its sample depths
+    under the blended weights (the model's own ``render_weights``, wrapped; nothing else changes)."""
+    render_weights = semflow_model.render_weights
+
+    def recorded(ray_samples, *densities):
+        weights = render_weights(ray_samples, *densities)
+        total = weights.blended.total
+        depth = (ray_samples.frustums.starts + ray_samples.frustums.ends) / 2
+        accumulation = total.sum(dim=-2).clamp(min=1e-8)
+        mean = (total * depth).sum(dim=-2) / accumulation
+        variance = (total * (depth - mean[:, None]) ** 2).sum(dim=-2) / accumulation
+        spreads.append(variance.sqrt()[:, 0].cpu())
+        return weights
+
+    semflow_model.render_weights = recorded
+    try:
+        yield
+    finally:
+        semflow_model.render_weights = render_weights
+
+
 def score_frame(model: Any, world: DemoWorld, scene, frame: int, args: Args, rng) -> list[dict]:
     """One row per click on the moving objects of ``frame``."""
     labels = read_label_image(scene.frames[frame].instances)
@@ -125,8 +156,11 @@ def score_frame(model: Any, world: DemoWorld, scene, frame: int, args: Args, rng
     camera = frame_camera(model, frame)
     origins, directions = pixel_rays(camera, [p for _, p in picks])
     time_f = float(camera.times.flatten()[0])
-    with querying(model):
+    spreads: list = []
+    with querying(model), recording_spread(spreads):
         found = inspect_rays(model, origins, directions, time_f)
+    spread = torch.cat(spreads).numpy()
+    with querying(model):
         points = torch.tensor([f.point for f in found])
         paths = integrate_paths(model, points, torch.tensor([f.moving for f in found]), time_f)
     times = paths.frame_times.cpu().tolist()
@@ -161,6 +195,11 @@ def score_frame(model: Any, world: DemoWorld, scene, frame: int, args: Args, rng
                 "start_error": float(np.linalg.norm(predicted[frame] - truth[frame]) / size),
                 "image_error": float(((seen - true_uv).norm(dim=-1) / apparent).mean()),
                 "true_travel": float(np.linalg.norm(np.diff(truth, axis=0), axis=1).sum() / size),
+                "travel_ratio": float(
+                    np.linalg.norm(np.diff(predicted, axis=0), axis=1).sum()
+                    / max(np.linalg.norm(np.diff(own, axis=0), axis=1).sum(), 1e-9)
+                ),
+                "spread": float(spread[k] / size),
             }
         )
     return rows
@@ -176,22 +215,25 @@ def depth_errors(model: Any, world: DemoWorld, frames: list[int]) -> dict[str, d
         origins = rays.origins.reshape(-1, 3)
         directions = torch.nn.functional.normalize(rays.directions.reshape(-1, 3), dim=-1)
         time_f = float(camera.times.flatten()[0])
-        with querying(model):
+        spreads: list = []
+        with querying(model), recording_spread(spreads):
             depth = cast_rays(model, origins, directions, time_f)["depth"][:, 0].cpu().double().numpy()
+        spread = torch.cat(spreads).double().numpy()
         hits = trace(world, world.poses(time_f), origins.double().numpy(), directions.double().numpy())
         for body in np.unique(hits.body):
             own = hits.body == body
             errors.setdefault(int(body), []).append(
-                np.stack([depth[own] - hits.distance[own], hits.distance[own]], axis=-1)
+                np.stack([depth[own] - hits.distance[own], hits.distance[own], spread[own]], axis=-1)
             )
     summary = {}
     for body, parts in sorted(errors.items()):
-        error, distance = np.concatenate(parts).T
+        error, distance, spread = np.concatenate(parts).T
         summary[world.bodies[body].name] = {
             "pixels": int(len(error)),
             "distance": float(np.median(distance)),
             "signed_error": float(np.median(error)),
             "relative_error": float(np.median(np.abs(error) / distance)),
+            "spread": float(np.median(spread)),
             "moving": moves(world, body),
         }
     return summary
@@ -212,6 +254,8 @@ def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
             **{f"within_{k}": float(np.mean([r[f"within_{k}"] for r in own])) for k in HORIZONS},
             "moving": float(np.mean([r["moving"] for r in own])),
             "true_travel": float(np.mean([r["true_travel"] for r in own])),
+            "travel_ratio": float(np.median([r["travel_ratio"] for r in own])),
+            "spread": float(np.median([r["spread"] for r in own])),
         }
     return summary
 
@@ -314,19 +358,34 @@ def main(args: Args) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1))
     within = [f"within {k}" for k in HORIZONS]
-    table = Table("object", "clicks", "path error / size", "median", *within, "flow", "start", "image", "moving")
+    table = Table(
+        "object",
+        "clicks",
+        "path error / size",
+        "median",
+        *within,
+        "flow",
+        "start",
+        "image",
+        "travel",
+        "spread",
+        "moving",
+    )
     for name, s in summary.items():
         table.add_row(
             name, str(s["clicks"]), f"{s['path_error']:.3f}", f"{s['path_error_median']:.3f}",
             *[f"{s[f'within_{k}']:.3f}" for k in HORIZONS], f"{s['flow_error']:.3f}", f"{s['start_error']:.3f}",
-            f"{s['image_error']:.3f}", f"{s['moving']:.2f}",
+            f"{s['image_error']:.3f}", f"{s['travel_ratio']:.2f}", f"{s['spread']:.2f}",
+            f"{s['moving']:.2f}",
         )  # fmt: skip
     CONSOLE.print(table)
-    depth = Table("body", "moving", "pixels", "true distance (m)", "depth error (m, median)", "|error| / distance")
+    depth = Table(
+        "body", "moving", "pixels", "true distance (m)", "depth error (m, median)", "|error| / distance", "spread (m)"
+    )
     for name, d in result["depth"].items():
         depth.add_row(
             name, "yes" if d["moving"] else "no", str(d["pixels"]), f"{d['distance']:.2f}", f"{d['signed_error']:+.3f}",
-            f"{d['relative_error']:.3f}",
+            f"{d['relative_error']:.3f}", f"{d['spread']:.3f}",
         )  # fmt: skip
     CONSOLE.print(depth)
     CONSOLE.print(f"one click (inspect + path, no viewer): {result['click_seconds']:.3f} s")

@@ -93,13 +93,42 @@ def test_trajectory_benchmark_scores_clicked_paths_against_the_demo_motion(train
     assert {r["object"] for r in result["rows"]} <= objects and set(result["summary"]) <= objects | {"all"}
     assert result["rows"], "pixels on the moving objects were clicked"
     for row in result["rows"]:
-        scores = [row[k] for k in ("path_error", "flow_error", "start_error", "image_error", "within_1", "within_12")]
-        assert all(np.isfinite(v) and v >= 0 for v in scores)
+        keys = ("path_error", "flow_error", "start_error", "image_error", "within_1", "within_12", "travel_ratio")
+        assert all(np.isfinite(row[k]) and row[k] >= 0 for k in keys + ("spread",))
         assert row["true_travel"] > 0, "the picked objects move"
     depth = result["depth"]  # geometry per body over whole frames, still bodies included
     assert {"floor", "walls"} <= set(depth) and {n for n, d in depth.items() if d["moving"]} <= objects
     assert sum(d["pixels"] for d in depth.values()) == 2 * 24 * 32  # frames 0 and 4 of the 8-frame, 32 x 24 demo
     assert all(np.isfinite(d["signed_error"]) and 0 <= d["relative_error"] < np.inf for d in depth.values())
+    assert all(np.isfinite(d["spread"]) and d["spread"] >= 0 for d in depth.values())
+
+
+def test_trajectory_benchmark_spread_is_the_depth_deviation_under_the_blended_weights(monkeypatch):
+    """One opaque sample has no spread; two samples of equal weight 2 m apart have a spread of 1 m."""
+    import torch
+    from nerfstudio.cameras.rays import Frustums, RaySamples
+
+    from semflow_ns.models import semflow_model
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from benchmark_trajectories import recording_spread
+
+    starts = torch.tensor([[0.5, 2.5, 4.5], [0.5, 2.5, 4.5]])[..., None]
+    frustums = Frustums(
+        origins=torch.zeros(2, 3, 3), directions=torch.tensor([0.0, 0.0, 1.0]).expand(2, 3, 3),
+        starts=starts, ends=starts + 1.0, pixel_area=torch.ones(2, 3, 1),
+    )  # fmt: skip
+    samples = RaySamples(frustums=frustums, deltas=torch.ones(2, 3, 1))
+    big = 50.0  # opacity 1 - exp(-50): opaque
+    static = torch.tensor([[big, 0.0, 0.0], [0.0, 0.0, 0.0]])[..., None]
+    dynamic = torch.tensor([[0.0, 0.0, 0.0], [np.log(2.0), big, 0.0]])[..., None]  # weights 1/2 at 1 m, 1/2 at 3 m
+    blend = torch.tensor([[0.0], [1.0]]).expand(2, 3)[..., None]  # ray 0 static, ray 1 dynamic
+    spreads: list = []
+    with recording_spread(spreads):
+        weights = semflow_model.render_weights(samples, static, dynamic, blend)
+    np.testing.assert_allclose(weights.blended.total[..., 0].numpy(), [[1, 0, 0], [0.5, 0.5, 0]], atol=1e-4)
+    assert semflow_model.render_weights.__name__ == "render_weights", "the model's function is restored"
+    np.testing.assert_allclose(torch.cat(spreads).numpy(), [0.0, 1.0], atol=1e-4)
 
 
 def test_task_benchmark_scores_models_and_2d_baselines_on_the_unlabelled_frames(
