@@ -64,6 +64,7 @@ from semflow_ns.data.demo.scene import DemoWorld
 from semflow_ns.data.format import load_scene
 from semflow_ns.data.format.frame_files import read_label_image
 from semflow_ns.model_components.inspect import cast_rays, frame_camera, inspect_rays, pixel_rays, querying
+from semflow_ns.model_components.rendering import composite
 from semflow_ns.model_components.trajectories import integrate_paths
 from semflow_ns.models import semflow_model
 
@@ -133,8 +134,8 @@ def recording_spread(spreads: list):
         total = weights.blended.total
         depth = (ray_samples.frustums.starts + ray_samples.frustums.ends) / 2
         accumulation = total.sum(dim=-2).clamp(min=1e-8)
-        mean = (total * depth).sum(dim=-2) / accumulation
-        variance = (total * (depth - mean[:, None]) ** 2).sum(dim=-2) / accumulation
+        mean = composite(total, depth) / accumulation
+        variance = composite(total, (depth - mean[:, None]) ** 2) / accumulation
         spreads.append(variance.sqrt()[:, 0].cpu())
         return weights
 
@@ -159,10 +160,9 @@ def score_frame(model: Any, world: DemoWorld, scene, frame: int, args: Args, rng
     spreads: list = []
     with querying(model), recording_spread(spreads):
         found = inspect_rays(model, origins, directions, time_f)
-    spread = torch.cat(spreads).numpy()
-    with querying(model):
         points = torch.tensor([f.point for f in found])
         paths = integrate_paths(model, points, torch.tensor([f.moving for f in found]), time_f)
+    spread = torch.cat(spreads).numpy()
     times = paths.frame_times.cpu().tolist()
     hits = trace(world, world.poses(time_f), origins.double().numpy(), directions.double().numpy())
     rows = []
