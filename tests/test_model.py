@@ -614,3 +614,19 @@ def test_the_grid_space_puts_every_field_on_the_box_or_the_view_grid(
     assert num_rays * model.config.num_samples in sizes  # static and dynamic fields, scene flow
     missing = [n for n, p in model.named_parameters() if p.numel() and (p.grad is None or not p.grad.abs().sum() > 0)]
     assert not missing, f"no gradient reaches {missing}"
+
+
+def test_two_frame_flow_loss_is_off_by_default_and_when_on_trains_the_scene_flow(tiny_scene):
+    """The two-frame flow terms appear only when their weight is set; their gradient reaches the scene flow (both
+    steps of the warped samples) and the dynamic density (the weights of the expected point)."""
+    _, pipeline = tiny_pipeline(tiny_scene)
+    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    assert not any(key.startswith("optical_flow_two") for key in loss_dict)
+    _, pipeline = tiny_pipeline(tiny_scene, two_frame_flow_loss_mult=0.02)
+    model = pipeline.model
+    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    terms = [loss_dict["optical_flow_two_next"], loss_dict["optical_flow_two_prev"]]
+    assert all(torch.isfinite(t) for t in terms) and sum(terms) > 0
+    sum(terms).backward()
+    for module in (model.dynamic.scene_flow, model.dynamic.field):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())

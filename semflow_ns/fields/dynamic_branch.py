@@ -247,6 +247,12 @@ class DynamicBranch(nn.Module):
             points, flow_valid = expected_point(
                 weights_dynamic, self.normalizer.to_world(warped_unit), self.config.flow_min_accumulation
             )
+            # one more step from the warped samples, with the flow the warped query already evaluated there
+            onward = self.normalizer.to_world(warped_unit[rays] + part.flow.toward(direction))
+            points_two, flow_valid_two = expected_point(
+                weights_dynamic[rays], onward, self.config.flow_min_accumulation
+            )
+            neighbour_two, exists_two = self.timeline.neighbour(ray_frames[rays], 2 * direction)
             renders[direction] = WarpedRender(
                 neighbour=neighbour,
                 exists=exists[:, None].float(),
@@ -257,5 +263,9 @@ class DynamicBranch(nn.Module):
                 flow_there=query.flow.toward(direction)[rays],
                 flow_back=part.flow.toward(-direction),
                 flow=part.flow,
+                neighbour_two=neighbour_two,
+                exists_two=exists_two[:, None].float(),
+                points_two=points_two,
+                flow_valid_two=flow_valid_two,
             )
         return WarpedRenders(rays=rays, next=renders[1], prev=renders[-1], frames=ray_frames)

@@ -141,17 +141,30 @@ def warped_losses(
         out[f"optical_flow_{name}"] = config.optical_flow_loss_mult * flow_against_estimate(
             induced, batch, name, exists * render.flow_valid
         )
+        if config.two_frame_flow_loss_mult > 0 and f"{OPTICAL_FLOW_KEYS[name]}2" in batch:
+            induced_two = induced_flow(cameras, render.points_two, render.neighbour_two, pixels[rays])
+            out[f"optical_flow_two_{name}"] = config.two_frame_flow_loss_mult * flow_against_estimate(
+                induced_two, batch, name, render.exists_two * render.flow_valid_two, rays=rays, frames=2
+            )
     return out
 
 
 def flow_against_estimate(
-    induced: Float[Tensor, "num_rays 2"], batch: dict[str, Any], direction: str, mask: Float[Tensor, "num_rays 1"]
+    induced: Float[Tensor, "num_rays 2"],
+    batch: dict[str, Any],
+    direction: str,
+    mask: Float[Tensor, "num_rays 1"],
+    rays: Optional[Int[Tensor, "num_chosen"]] = None,
+    frames: int = 1,
 ) -> Tensor:
     """L1 (pixels) between ``induced`` flow and the batch's estimated optical flow toward ``direction`` ("next" or
-    "prev"), on the rays in ``mask`` where the estimate is forward-backward consistent."""
-    key = OPTICAL_FLOW_KEYS[direction]
-    valid = batch[f"{key}_valid"].to(induced.device) * mask
-    return losses.optical_flow_loss(induced, batch[key].to(induced.device), valid)
+    "prev") over ``frames`` (1 or 2) frames, on the rays in ``mask`` where the estimate is forward-backward
+    consistent; ``rays``: the batch's rays that ``induced`` and ``mask`` belong to (all by default)."""
+    key = OPTICAL_FLOW_KEYS[direction] + ("2" if frames == 2 else "")
+    estimate, valid = batch[key].to(induced.device), batch[f"{key}_valid"].to(induced.device)
+    if rays is not None:
+        estimate, valid = estimate[rays], valid[rays]
+    return losses.optical_flow_loss(induced, estimate, valid * mask)
 
 
 def static_flow_losses(

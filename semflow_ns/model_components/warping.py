@@ -47,6 +47,15 @@ class WarpedRender:
     """Scene flow from the warped samples back (cycle consistency: ``flow_there + flow_back`` = 0)."""
     flow: SceneFlow
     """Forward and backward scene flow at the warped samples (slow and temporally smooth flow)."""
+    neighbour_two: Int[Tensor, "num_warped"]
+    """The video frame two frames away in this direction, of each warped ray (clamped into the video)."""
+    exists_two: Float[Tensor, "num_warped 1"]
+    """1 where that frame exists."""
+    points_two: Float[Tensor, "num_warped 3"]
+    """Expected world point of each warped ray's samples moved on by a second step of the scene flow (from the
+    warped samples), for the optical flow over two frames."""
+    flow_valid_two: Float[Tensor, "num_warped 1"]
+    """1 where the dynamic weights of the ray accumulate enough for ``points_two`` to mean something."""
 
 
 @dataclass

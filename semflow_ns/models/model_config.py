@@ -150,6 +150,10 @@ class SemanticFlowModelConfig(ModelConfig):
     without depth are not affected."""
     optical_flow_loss_mult: float = 0.02
     """L1 (pixels) between induced and estimated optical flow, each direction."""
+    two_frame_flow_loss_mult: float = 0.0
+    """L1 (pixels) between the optical flow induced over two frames (the warped rays' samples moved by two steps
+    of the scene flow, seen from frame t±2) and the estimated one-frame flows chained over the same two frames,
+    each direction. Not in the paper. 0 = off."""
     static_optical_flow_loss_mult: float = 0.0
     """L1 (pixels) between the optical flow that the camera's own motion induces at the static field's surface
     (its weighted mean sample, seen from the neighbouring frame) and the estimated optical flow, on pixels known

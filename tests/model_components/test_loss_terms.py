@@ -30,6 +30,10 @@ def _warped(flow: SceneFlow, there: torch.Tensor, back: torch.Tensor, **fields) 
         flow_there=there,
         flow_back=back,
         flow=flow,
+        neighbour_two=torch.zeros(NUM_RAYS, dtype=torch.long),
+        exists_two=ones,
+        points_two=torch.zeros(NUM_RAYS, 3),
+        flow_valid_two=ones,
     )
     return WarpedRender(**{**values, **fields})
 
@@ -225,3 +229,48 @@ def test_static_flow_loss_is_zero_at_the_true_depth_and_pulls_a_wrong_depth_towa
     grad = points.grad
     assert torch.all(grad[[0, 2, 3]] == 0), "true depth, moving and surface-less rays take no gradient"
     assert float((-grad[1]) @ direction) > 0, "descending the gradient moves the too-near point farther away"
+
+
+def test_two_frame_flow_loss_compares_the_second_step_with_the_chained_flow():
+    """A still camera and a point 2 units ahead of frame 1 that moves +0.1 in x per frame: seen from frame 3 it
+    lies fx * 0.2 / 2 = 2 px to the right. Ray 0 predicts that exactly, ray 1 0.1 too short in x (1 px); ray 2
+    has no chained flow and ray 3 too few dynamic weights (both off by 1 px too). Only ray 1 costs, and its
+    gradient lengthens the second step. Without the chained flow in the batch, or at weight 0, no term."""
+    poses = torch.eye(4)[None, :3].repeat(4, 1, 1)
+    video = VideoCameras(Cameras(camera_to_worlds=poses, fx=20.0, fy=20.0, cx=8.0, cy=8.0, width=16, height=16))
+    points_two = torch.tensor([[0.2, 0.0, -2.0], [0.1, 0.0, -2.0], [0.1, 0.0, -2.0], [0.1, 0.0, -2.0]])
+    points_two.requires_grad_(True)
+    pixels = torch.full((NUM_RAYS, 2), 8.0)
+    batch = {key: torch.zeros(NUM_RAYS, 2) for key in ("flow_fwd", "flow_bwd", "flow_bwd2")}
+    batch["flow_fwd2"] = torch.tensor([[2.0, 0.0]]).expand(NUM_RAYS, 2)
+    batch.update({f"{key}_valid": torch.ones(NUM_RAYS, 1) for key in ("flow_fwd", "flow_bwd", "flow_bwd2")})
+    batch["flow_fwd2_valid"] = torch.tensor([[1.0], [1.0], [0.0], [1.0]])
+    zeros = torch.zeros(NUM_RAYS, NUM_SAMPLES, 3)
+    flow = SceneFlow(zeros, zeros)
+    ones = torch.ones(NUM_RAYS, 1)
+    two = dict(
+        neighbour_two=torch.full((NUM_RAYS,), 3), exists_two=ones, flow_valid_two=torch.tensor([[1.0]] * 3 + [[0.0]])
+    )
+    warped = WarpedRenders(
+        torch.arange(NUM_RAYS),
+        _warped(flow, zeros, zeros, neighbour=torch.full((NUM_RAYS,), 2), points_two=points_two, **two),
+        _warped(flow, zeros, zeros, **{**two, "exists_two": torch.zeros(NUM_RAYS, 1)}),
+        FRAMES,
+    )
+    image, labels = torch.zeros(NUM_RAYS, 3), torch.zeros(NUM_RAYS, 1, dtype=torch.long)
+    split = lambda logits: (logits, None)  # noqa: E731
+
+    def run(config: SemanticFlowModelConfig, batch: dict) -> dict[str, torch.Tensor]:
+        return warped_losses(config, warped, split, video, image, labels, torch.zeros(NUM_RAYS, 2), pixels, batch)
+
+    config = SemanticFlowModelConfig(two_frame_flow_loss_mult=0.02)
+    loss = run(config, batch)
+    # 1 px off in x on ray 1, over the 2 counted rays x 2 axes; two frames back does not exist
+    assert float(loss["optical_flow_two_next"]) == pytest.approx(0.02 * 1.0 / 4, rel=1e-4)
+    assert float(loss["optical_flow_two_prev"]) == 0.0
+    loss["optical_flow_two_next"].backward()
+    assert points_two.grad is not None
+    assert torch.all(points_two.grad[[0, 2, 3]] == 0) and float(points_two.grad[1, 0]) < 0, "pulls ray 1 on in x"
+    assert "optical_flow_two_next" not in run(SemanticFlowModelConfig(), batch)
+    one_frame_only = {k: v for k, v in batch.items() if "2" not in k}
+    assert "optical_flow_two_next" not in run(config, one_frame_only)

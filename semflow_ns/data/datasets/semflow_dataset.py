@@ -28,6 +28,7 @@ from semflow_ns.data.format import (
     read_label_image,
     read_sparse_depth,
 )
+from semflow_ns.data.producers.optical_flow import warp_by_flow
 
 IGNORE_ID = -1
 """Label value of pixels without a label (ignored by the semantic losses)."""
@@ -43,6 +44,10 @@ class SemanticFlowDataset(InputDataset):
             unlabelled pixels take the motion mask's value, -1 (unknown) where there is no motion mask.
         flow_fwd / flow_bwd: [N, 2] float32 optical flow in pixels to the next / previous video frame.
         flow_fwd_valid / flow_bwd_valid: [N, 1] float32 forward-backward consistency (0 where unknown).
+        flow_fwd2 / flow_bwd2: [N, 2] float16 optical flow in pixels to the video frame two ahead / two behind,
+            the one-frame flows chained (see :func:`chain_flows`; float16 as the flow files store them), with
+            flow_fwd2_valid / flow_bwd2_valid: [N, 1] uint8, 1 where both links are consistent. Only in the
+            training split of a single video.
         scene: [N, 1] uint8 index of the image's scene. Only in multi-scene runs (at most 256 scenes).
         flow_labels / flow_instances: [N, 1] int64, labels carried along the optical flow from the nearest
             labelled frame (-1: none; see :mod:`~semflow_ns.data.datasets.flow_labels`), and
@@ -65,6 +70,8 @@ class SemanticFlowDataset(InputDataset):
         video = self.metadata.get("semflow_video")
         self.withheld_images = {video.image_filenames[i] for i in video.withheld} if video is not None else set()
         is_video = video is not None and [f.image for f in self.frames] == list(video.image_filenames)
+        self.is_video = is_video and self.scenes is None
+        """The images are the frames of one video, in order: frame t's neighbours are images t - 1 and t + 1."""
         carried = flow_labels(self.frames, instances=bool(self.info.instances)) if is_video else []
         self.flow_labels: list[Optional[FlowLabels]] = carried if any(c is not None for c in carried) else []
 
@@ -91,6 +98,26 @@ class SemanticFlowDataset(InputDataset):
             flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * scale
             mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
         return torch.from_numpy(flow.astype(np.float32)), torch.from_numpy(mask.astype(np.float32))[..., None]
+
+    def _chained_flow(
+        self, flow: torch.Tensor, valid: torch.Tensor, image_idx: int, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Optical flow of image ``image_idx`` to the video frame two ``step`` (+1 / -1) away, and its validity."""
+        neighbour = image_idx + step
+        if not valid.any() or not 0 <= neighbour < len(self.frames):
+            return self._no_chained_flow(flow)
+        record = self.frames[neighbour]
+        onward, onward_valid = self._flow(record.flow_fwd if step > 0 else record.flow_bwd, neighbour)
+        if onward.shape != flow.shape:  # a neighbour of another size: no chained flow
+            return self._no_chained_flow(flow)
+        chained, chained_valid = chain_flows(
+            flow.numpy(), valid[..., 0].numpy(), onward.numpy(), onward_valid[..., 0].numpy()
+        )
+        return torch.from_numpy(chained.astype(np.float16)), torch.from_numpy(chained_valid.astype(np.uint8))[..., None]
+
+    @staticmethod
+    def _no_chained_flow(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros_like(flow, dtype=torch.float16), torch.zeros(*flow.shape[:-1], 1, dtype=torch.uint8)
 
     def _flow_labels(self, image_idx: int) -> dict[str, torch.Tensor]:
         height, width = self._size(image_idx)
@@ -153,6 +180,11 @@ class SemanticFlowDataset(InputDataset):
             out["instances"] = self._ids(frame.instances, image_idx)
         out["flow_fwd"], out["flow_fwd_valid"] = self._flow(frame.flow_fwd, image_idx)
         out["flow_bwd"], out["flow_bwd_valid"] = self._flow(frame.flow_bwd, image_idx)
+        if self.is_video:
+            for key, step in (("flow_fwd", 1), ("flow_bwd", -1)):
+                out[f"{key}2"], out[f"{key}2_valid"] = self._chained_flow(
+                    out[key], out[f"{key}_valid"], image_idx, step
+                )
         if self.scenes is not None:
             out["scene"] = torch.full((*self._size(image_idx), 1), int(self.scenes[image_idx]), dtype=torch.uint8)
         if self.info.has_depth:
@@ -161,6 +193,21 @@ class SemanticFlowDataset(InputDataset):
             withheld = int(frame.image in self.withheld_images)
             out["withheld"] = torch.full((*self._size(image_idx), 1), withheld, dtype=torch.uint8)
         return out
+
+
+def chain_flows(
+    first: np.ndarray, first_valid: np.ndarray, second: np.ndarray, second_valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flow over two frame intervals: ``first`` (frame a -> b) followed by ``second`` (b -> c) read where each pixel
+    lands in b, ``first + second(x + first(x))``, [H, W, 2] float32; valid [H, W] bool where ``first`` is valid,
+    lands inside frame b, and all four pixels of b around the landing point have a valid ``second``."""
+    height, width = first.shape[:2]
+    chained = first + warp_by_flow(second, first)
+    around = warp_by_flow(second_valid.astype(np.float32), first) > 0.999
+    cols = np.arange(width, dtype=np.float32)[None, :] + first[..., 0]
+    rows = np.arange(height, dtype=np.float32)[:, None] + first[..., 1]
+    inside = (cols >= 0) & (cols <= width - 1) & (rows >= 0) & (rows <= height - 1)
+    return chained.astype(np.float32), first_valid.astype(bool) & around & inside
 
 
 def depth_targets(frame: FrameRecord, size: tuple[int, int]) -> np.ndarray:

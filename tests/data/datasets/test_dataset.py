@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from semflow_ns.data.dataparsers.semflow_dataparser import SemanticFlowDataParserConfig
-from semflow_ns.data.datasets.semflow_dataset import IGNORE_ID, SemanticFlowDataset
+from semflow_ns.data.datasets.semflow_dataset import IGNORE_ID, SemanticFlowDataset, chain_flows
 from semflow_ns.data.format import (
     MOTION_UNKNOWN,
     SCENE_FILE,
@@ -62,6 +62,35 @@ def test_item_keys_shapes_and_types(train_set: SemanticFlowDataset, tiny_scene: 
     flow, mask = read_flow(scene.frames[3].flow_fwd)
     np.testing.assert_array_equal(item["flow_fwd"].numpy(), flow)
     np.testing.assert_array_equal(item["flow_fwd_valid"][..., 0].numpy(), mask.astype(np.float32))
+
+
+def test_chained_flow_adds_the_second_flow_where_the_first_lands() -> None:
+    """Frame a -> b moves every pixel 1 right, b -> c 2 down: a -> c is (1, 2) wherever the pixel lands inside b
+    next to valid flow of b; the last column lands outside, and pixels next to an invalid flow of b are invalid."""
+    first = np.tile(np.array([1.0, 0.0], np.float32), (6, 8, 1))
+    second = np.tile(np.array([0.0, 2.0], np.float32), (6, 8, 1))
+    second_valid = np.ones((6, 8), bool)
+    second_valid[3, 4] = False
+    chained, valid = chain_flows(first, np.ones((6, 8), bool), second, second_valid)
+    np.testing.assert_allclose(chained[valid], np.tile([1.0, 2.0], (int(valid.sum()), 1)))
+    assert not valid[:, 7].any(), "lands beyond the right edge"
+    assert not valid[3, 3] and valid[3, 2] and valid[2, 3], "lands on the invalid flow of b"
+
+
+def test_two_frame_flow_chains_the_video_s_one_frame_flows(train_set: SemanticFlowDataset, tiny_scene: Path) -> None:
+    scene = load_scene(tiny_scene)
+    for index, key, step in ((3, "flow_fwd", 1), (3, "flow_bwd", -1)):
+        item = train_set[index]
+        first, second = (read_flow(getattr(f, key)) for f in (scene.frames[index], scene.frames[index + step]))
+        expected, valid = chain_flows(first[0], first[1], second[0], second[1])
+        assert item[f"{key}2"].shape == (H, W, 2) and item[f"{key}2_valid"].shape == (H, W, 1)
+        assert item[f"{key}2"].dtype == torch.float16 and item[f"{key}2_valid"].dtype == torch.uint8
+        np.testing.assert_allclose(item[f"{key}2"].float().numpy(), expected, rtol=1e-3, atol=1e-3)
+        np.testing.assert_array_equal(item[f"{key}2_valid"][..., 0].numpy(), valid.astype(np.uint8))
+        assert valid.any()
+    # two frames on from frame 6 of 8 (or back from frame 1) is beyond the video
+    assert not train_set[6]["flow_fwd2_valid"].any() and not train_set[1]["flow_bwd2_valid"].any()
+    assert "flow_fwd2" not in dataset(tiny_scene, "val")[1], "an evaluation split is not the video"
 
 
 def test_motion_marks_the_dynamic_classes(train_set: SemanticFlowDataset, tiny_scene: Path) -> None:
