@@ -94,18 +94,24 @@ def test_training_losses_are_finite_and_gradients_reach_every_parameter(tiny_sce
     assert not missing, f"no gradient reaches {missing}"
 
 
+def optional_terms(tiny_scene, prefix: str, **weight: float):
+    """Checks that a tiny model's first training losses have no terms named ``prefix``_next / _prev by default
+    and finite, positive ones with ``weight`` set; returns that model after back-propagating their sum."""
+    _, pipeline = tiny_pipeline(tiny_scene)
+    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    assert not any(key.startswith(prefix) for key in loss_dict)
+    _, pipeline = tiny_pipeline(tiny_scene, **weight)
+    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    terms = [loss_dict[f"{prefix}_next"], loss_dict[f"{prefix}_prev"]]
+    assert all(torch.isfinite(t) for t in terms) and sum(terms) > 0
+    sum(terms).backward()
+    return pipeline.model
+
+
 def test_static_optical_flow_loss_is_off_by_default_and_when_on_trains_the_static_field(tiny_scene):
     """The static surface's flow terms appear only when their weight is set, and their gradient alone reaches
     the static field (the density that places its surface), not the dynamic one."""
-    _, pipeline = tiny_pipeline(tiny_scene)
-    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
-    assert not any(key.startswith("static_optical_flow") for key in loss_dict)
-    _, pipeline = tiny_pipeline(tiny_scene, static_optical_flow_loss_mult=0.02)
-    model = pipeline.model
-    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
-    terms = [loss_dict["static_optical_flow_next"], loss_dict["static_optical_flow_prev"]]
-    assert all(torch.isfinite(t) for t in terms) and sum(terms) > 0
-    sum(terms).backward()
+    model = optional_terms(tiny_scene, "static_optical_flow", static_optical_flow_loss_mult=0.02)
     static = [p.grad for p in model.static_field.encoding.parameters()]
     assert all(g is not None and g.abs().sum() > 0 for g in static)
     dynamic = [p.grad for p in model.dynamic.parameters()]
@@ -619,14 +625,6 @@ def test_the_grid_space_puts_every_field_on_the_box_or_the_view_grid(
 def test_two_frame_flow_loss_is_off_by_default_and_when_on_trains_the_scene_flow(tiny_scene):
     """The two-frame flow terms appear only when their weight is set; their gradient reaches the scene flow (both
     steps of the warped samples) and the dynamic density (the weights of the expected point)."""
-    _, pipeline = tiny_pipeline(tiny_scene)
-    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
-    assert not any(key.startswith("optical_flow_two") for key in loss_dict)
-    _, pipeline = tiny_pipeline(tiny_scene, two_frame_flow_loss_mult=0.02)
-    model = pipeline.model
-    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
-    terms = [loss_dict["optical_flow_two_next"], loss_dict["optical_flow_two_prev"]]
-    assert all(torch.isfinite(t) for t in terms) and sum(terms) > 0
-    sum(terms).backward()
+    model = optional_terms(tiny_scene, "optical_flow_two", two_frame_flow_loss_mult=0.02)
     for module in (model.dynamic.scene_flow, model.dynamic.field):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
