@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semflow_ns.data.format import load_scene
+from semflow_ns.data.format import load_scene, read_flow
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -242,3 +242,29 @@ def test_motion_object_benchmark_scores_the_found_objects_against_davis_ground_t
     (row,) = json.loads(out.read_text())
     assert row["clip"] == "clip" and row["frames"] == 6 and row["objects"] >= 1
     assert row["j_best"] > 0.4 and row["j_union"] > row["j_moving"] and row["best_frames"] == 6
+
+
+def test_carried_label_benchmark_scores_the_training_guesses_by_distance(tiny_scene: Path, tmp_path: Path, run_cli):
+    out = tmp_path / "results.json"
+    script = str(BENCHMARKS / "benchmark_carried_labels.py")
+    run_cli(
+        sys.executable,
+        script,
+        "--no-demo",
+        "--data",
+        str(tiny_scene),
+        "--tasks",
+        "tracking-first",
+        "--output",
+        str(out),
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["frames_from_labels"] for r in rows] == ["1", "2-3", "4-6", "7-10"]  # 8 frames, frame 0 labelled
+    assert [r["mean_distance"] for r in rows] == [1.0, 2.5, 5.0, 7.0]
+    _, valid = read_flow(load_scene(tiny_scene).frames[1].flow_bwd)
+    assert rows[0]["covered"] == pytest.approx(valid.mean())  # one hop: every pixel whose flow passed the check
+    assert all(0.5 < r["accuracy"] <= 1.0 for r in rows)
+    assert rows[-1]["covered"] <= rows[0]["covered"]
+    failed = run_cli(sys.executable, script, "--no-demo", "--data", str(tiny_scene), "--tasks", "withheld-every-8",
+                     "--output", str(out), check=False)  # fmt: skip
+    assert failed.returncode != 0 and "labels every frame" in failed.stderr

@@ -1,0 +1,142 @@
+"""How right are the labels carried along the optical flow, by how far they travelled?
+
+With labels on some frames only, the training set gives every unlabelled frame the labels of its nearest
+labelled frame carried along the stored optical flow (``semflow_ns.data.datasets.flow_labels``), kept where the
+flow passed the forward-backward check at every hop, and the model weights each by 2^(-hops / half-life)
+(``--pipeline.model.flow-label-half-life``). This benchmark builds those guesses exactly as training does, for
+each scene and task preset, and scores them against the withheld ground truth (used only to score), grouped by
+the frames' distance to the nearest labelled frame (in a tracking task, the hops of every guess of the frame):
+
+- ``covered``: share of the pixels of those frames that get a guess;
+- ``accuracy``: share of the guessed pixels whose class is right;
+- ``fg J``: intersection over union of the foreground (any class but 0) on the guessed pixels: the part that
+  matters for tracking, since most pixels are background;
+- ``weight``: the loss weight a guess at the range's mean distance gets with ``--half-life``.
+
+    python benchmarks/benchmark_carried_labels.py                          # the demo
+    python benchmarks/benchmark_carried_labels.py --no-demo --data data/car-shadow data/dog
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tyro
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_tasks import task_args  # noqa: E402
+
+from semflow_ns.data.dataparsers.frame_selection import parse_frame_set  # noqa: E402
+from semflow_ns.data.datasets.flow_labels import NO_LABEL, flow_labels  # noqa: E402
+from semflow_ns.data.format import read_label_image  # noqa: E402
+from semflow_ns.data.format.reader import load_scene  # noqa: E402
+
+CONSOLE = Console()
+BINS = ((1, 1), (2, 3), (4, 6), (7, 10), (11, 20), (21, 10_000))
+"""Ranges (inclusive) of frames from the nearest labelled frame, one row each."""
+
+
+@dataclasses.dataclass
+class Args:
+    """Benchmark options."""
+
+    data: tuple[Path, ...] = ()
+    """Processed scenes (``semflow-process-data`` output)."""
+    demo: bool = True
+    """Also the demo scene (generated into the cache on first use)."""
+    tasks: tuple[str, ...] = ("tracking-first", "tracking-50")
+    """Task presets in ``configs/`` that label some frames only."""
+    half_life: float = 3.0
+    """Half-life (hops) for the ``weight`` column."""
+    output: Path = Path("outputs/benchmark_carried_labels/results.json")
+    """Where the rows go as JSON."""
+
+
+def _ground_truth(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    ids = read_label_image(path).astype(np.int32)
+    if ids.shape != shape:
+        ids = cv2.resize(ids, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return ids
+
+
+def score_scene(scene: Path, task: str) -> list[dict]:
+    """Rows (one per hop range with guesses) for one scene and task."""
+    frames = list(load_scene(scene).frames)
+    options = task_args(task)
+    labelled = set(parse_frame_set(options[options.index("--label-frames") + 1], len(frames)))
+    held = [
+        f if i in labelled else dataclasses.replace(f, semantics=None, instances=None) for i, f in enumerate(frames)
+    ]
+    counts = np.zeros((len(BINS), 6), dtype=np.int64)  # guessed, correct, fg inter, fg union, pixels, hops sum
+    for index, guess in enumerate(flow_labels(held)):
+        if guess is None or index in labelled or frames[index].semantics is None:
+            continue
+        truth = _ground_truth(frames[index].semantics, guess.classes.shape)
+        guessed = guess.classes != NO_LABEL
+        distance = min(abs(index - i) for i in labelled)  # the hops of every guess in a tracking task
+        row = next(r for r, (low, high) in enumerate(BINS) if low <= distance <= high)
+        predicted, actual = (guess.classes > 0) & guessed, (truth > 0) & guessed
+        counts[row] += (
+            guessed.sum(),
+            (guess.classes[guessed] == truth[guessed]).sum(),
+            (predicted & actual).sum(),
+            (predicted | actual).sum(),
+            truth.size,
+            distance * truth.size,
+        )
+    rows = []
+    for (low, high), (guessed, correct, inter, union, pixels, hops) in zip(BINS, counts, strict=True):
+        if pixels:
+            rows.append(
+                {
+                    "scene": scene.name,
+                    "task": task,
+                    "frames_from_labels": f"{low}"
+                    if low == high
+                    else (f"{low}-{high}" if high < 10_000 else f"{low}+"),
+                    "mean_distance": float(hops / pixels),
+                    "covered": float(guessed / pixels),
+                    "accuracy": float(correct / guessed) if guessed else None,
+                    "fg_j": float(inter / union) if union else None,
+                }
+            )
+    return rows
+
+
+def main(args: Args) -> None:
+    scenes = list(args.data)
+    if args.demo:
+        from semflow_ns.data.demo.cache import default_demo_dir, ensure_demo_scene
+
+        scenes.insert(0, ensure_demo_scene(default_demo_dir(), progress=False))
+    rows = []
+    for scene in scenes:
+        for task in args.tasks:
+            if "--label-frames" not in task_args(task):
+                raise SystemExit(f"task {task!r} labels every frame: no labels are carried")
+            rows += score_scene(Path(scene), task)
+    table = Table(title=f"labels carried along the optical flow (weight: half-life {args.half_life:g} hops)")
+    for column in ("scene", "task", "frames from labels", "covered", "accuracy", "fg J", "weight"):
+        table.add_column(column)
+    for r in rows:
+        accuracy = "–" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+        fg_j = "–" if r["fg_j"] is None else f"{r['fg_j']:.3f}"
+        weight = 2.0 ** (-r["mean_distance"] / args.half_life)
+        table.add_row(
+            r["scene"], r["task"], r["frames_from_labels"], f"{r['covered']:.2f}", accuracy, fg_j, f"{weight:.2f}"
+        )
+    CONSOLE.print(table)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"half_life": args.half_life, "rows": rows}, indent=1))
+    CONSOLE.print(f"rows written to {args.output}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
