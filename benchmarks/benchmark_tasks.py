@@ -203,11 +203,14 @@ def train_and_score(
     """Trains ``config`` (saving its last checkpoint) and scores its evaluation split; ``scenes``: the scenes of
     a multi-scene run (then ``scene`` is not used and the scores are also given per scene); ``eval_every``: also
     score it every this many steps while it trains (``curve``; times leave out those evaluations)."""
+    from nerfstudio.scripts.train import _set_random_seed
+
     from semflow_ns.scripts.eval import RunVideos, means_by_scene, score_images
 
     start = time.perf_counter()
     config.set_timestamp()
     config.save_config()
+    _set_random_seed(config.machine.seed)  # as ns-train does before building the trainer
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     curve, eval_s = [], 0.0

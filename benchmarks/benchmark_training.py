@@ -67,6 +67,7 @@ def _trainer(method: str, args: Args, steps: int):
 
     import tyro
     from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion, all_methods
+    from nerfstudio.scripts.train import _set_random_seed
 
     from semflow_ns.data.dataparsers.semflow_dataparser import SemanticFlowDataParserConfig
 
@@ -84,6 +85,7 @@ def _trainer(method: str, args: Args, steps: int):
     )
     config.set_timestamp()
     config.save_config()
+    _set_random_seed(config.machine.seed)  # as ns-train does before building the trainer
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     return trainer

@@ -172,6 +172,11 @@ def test_task_benchmark_runs_seeds_records_a_curve_and_resumes(tiny_scene: Path,
     run_cli(*args, "--seeds", "0", "1", "2", "--resume")  # only seed 2 runs
     again = json.loads((tmp_path / "results.json").read_text())
     assert [r["seed"] for r in again] == [0, 1, 2] and again[:2] == results
+    assert results[0]["scores"]["psnr"] != results[1]["scores"]["psnr"]
+    run_cli(*args[:-4], "--output", str(tmp_path / "repeat"), "--threads", "1", "--seeds", "1")
+    (repeat,) = json.loads((tmp_path / "repeat" / "results.json").read_text())
+    scores = [[{k: v for k, v in row.items() if k != "fps"} for row in r["per_frame"]] for r in (repeat, results[1])]
+    assert scores[0] == scores[1], "a seed gives the same run again"
 
 
 def test_transfer_benchmark_compares_adapted_and_scratch_runs_multi_scene_and_removal(
