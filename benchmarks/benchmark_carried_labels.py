@@ -24,18 +24,16 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import tyro
 from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_tasks import task_args  # noqa: E402
+from benchmark_tasks import label_frames  # noqa: E402
 
 from semflow_ns.data.dataparsers.frame_selection import parse_frame_set  # noqa: E402
-from semflow_ns.data.datasets.flow_labels import NO_LABEL, flow_labels  # noqa: E402
-from semflow_ns.data.format import read_label_image  # noqa: E402
+from semflow_ns.data.datasets.flow_labels import NO_LABEL, flow_labels, read_ids  # noqa: E402
 from semflow_ns.data.format.reader import load_scene  # noqa: E402
 
 CONSOLE = Console()
@@ -59,18 +57,12 @@ class Args:
     """Where the rows go as JSON."""
 
 
-def _ground_truth(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    ids = read_label_image(path).astype(np.int32)
-    if ids.shape != shape:
-        ids = cv2.resize(ids, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    return ids
-
-
 def score_scene(scene: Path, task: str) -> list[dict]:
-    """Rows (one per hop range with guesses) for one scene and task."""
+    """Rows (one per range of distances with frames) for one scene and a task that labels some frames."""
     frames = list(load_scene(scene).frames)
-    options = task_args(task)
-    labelled = set(parse_frame_set(options[options.index("--label-frames") + 1], len(frames)))
+    spec = label_frames(task)
+    assert spec is not None, f"task {task!r} labels every frame"
+    labelled = set(parse_frame_set(spec, len(frames)))
     held = [
         f if i in labelled else dataclasses.replace(f, semantics=None, instances=None) for i, f in enumerate(frames)
     ]
@@ -78,7 +70,7 @@ def score_scene(scene: Path, task: str) -> list[dict]:
     for index, guess in enumerate(flow_labels(held)):
         if guess is None or index in labelled or frames[index].semantics is None:
             continue
-        truth = _ground_truth(frames[index].semantics, guess.classes.shape)
+        truth = read_ids(frames[index].semantics, guess.classes.shape)
         guessed = guess.classes != NO_LABEL
         distance = min(abs(index - i) for i in labelled)  # the hops of every guess in a tracking task
         row = next(r for r, (low, high) in enumerate(BINS) if low <= distance <= high)
@@ -111,6 +103,9 @@ def score_scene(scene: Path, task: str) -> list[dict]:
 
 
 def main(args: Args) -> None:
+    for task in args.tasks:
+        if label_frames(task) is None:
+            raise SystemExit(f"task {task!r} labels every frame: no labels are carried")
     scenes = list(args.data)
     if args.demo:
         from semflow_ns.data.demo.cache import default_demo_dir, ensure_demo_scene
@@ -119,8 +114,6 @@ def main(args: Args) -> None:
     rows = []
     for scene in scenes:
         for task in args.tasks:
-            if "--label-frames" not in task_args(task):
-                raise SystemExit(f"task {task!r} labels every frame: no labels are carried")
             rows += score_scene(Path(scene), task)
     table = Table(title=f"labels carried along the optical flow (weight: half-life {args.half_life:g} hops)")
     for column in ("scene", "task", "frames from labels", "covered", "accuracy", "fg J", "weight"):

@@ -129,6 +129,12 @@ def task_args(task: str) -> list[str]:
     return shlex.split((CONFIGS / f"{task}.txt").read_text())
 
 
+def label_frames(task: str) -> Optional[str]:
+    """The ``--label-frames`` value of a task preset; None for a task that labels every frame."""
+    args = task_args(task)
+    return args[args.index("--label-frames") + 1] if "--label-frames" in args else None
+
+
 def model_config(scene: Path, task: str, method: str, steps: Optional[int], output: Path, job: dict):
     """The trainer config of ``ns-train semantic-flow [model preset] semflow-data --data scene [task preset]``."""
     preset = MODEL_PRESETS[method]
@@ -243,8 +249,7 @@ def run_baseline(scene: Path, task: str, method: str, scale: float = 1.0) -> dic
     from semflow_ns.scripts.eval import mean_scores
 
     start = time.perf_counter()
-    label_frames = task_args(task)[task_args(task).index("--label-frames") + 1]
-    _, rows = baselines.run_baseline(load_scene(scene), label_frames, method, scale)  # type: ignore[arg-type]
+    _, rows = baselines.run_baseline(load_scene(scene), label_frames(task), method, scale)  # type: ignore[arg-type]
     keys = [k for k in rows[0] if k not in ("frame", "time")] if rows else []
     return {
         "wall_s": time.perf_counter() - start,
@@ -282,7 +287,7 @@ def jobs_of(args: Args) -> list[dict]:
         for task in args.tasks:
             for method in args.methods:
                 if method not in MODEL_PRESETS:
-                    if "--label-frames" in task_args(task):  # the 2D baselines carry labels from labelled frames
+                    if label_frames(task) is not None:  # the 2D baselines carry labels from labelled frames
                         jobs.append({"scene": str(scene), "task": task, "method": method})
                     continue
                 for reference in [""] + ([args.reference] if args.reference else []):

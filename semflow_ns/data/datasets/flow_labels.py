@@ -51,7 +51,8 @@ def warp_labels(labels: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return labels[src_y, src_x]
 
 
-def _read_ids(path, shape: tuple[int, int]) -> np.ndarray:
+def read_ids(path, shape: tuple[int, int]) -> np.ndarray:
+    """A label image as int32 ids [H, W], resized to ``shape`` (nearest) when its size differs."""
     ids = read_label_image(path)
     if ids.shape != shape:
         ids = cv2.resize(ids.astype(np.int32), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
@@ -77,8 +78,8 @@ def _sweep(
         frame = frames[index]
         if frame.semantics is not None:
             current = FlowLabels(
-                _read_ids(frame.semantics, shape),
-                _read_ids(frame.instances, shape) if instances and frame.instances is not None else None,
+                read_ids(frame.semantics, shape),
+                read_ids(frame.instances, shape) if instances and frame.instances is not None else None,
                 np.zeros(shape, dtype=np.float16),
             )
             continue
