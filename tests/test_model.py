@@ -171,6 +171,25 @@ def test_outputs_for_a_camera_are_per_pixel_images(shared):
     assert {"img", "semantics", "depth"} <= set(images)
 
 
+@pytest.mark.parametrize("render_samples", [8, None])
+def test_renders_use_render_samples_and_training_num_samples(tiny_scene, render_samples):
+    """Training samples each ray `num_samples` times; renders (eval mode) `render_samples` times, or
+    `num_samples` when it is None."""
+    _, pipeline = tiny_pipeline(tiny_scene, render_samples=render_samples)
+    model = pipeline.model
+    seen = []
+    original = model.static_field.forward
+    model.static_field.forward = lambda coords, *a, **k: seen.append(coords.shape[-2]) or original(coords, *a, **k)
+    model.train()
+    pipeline.get_train_loss_dict(0)
+    assert set(seen) == {model.config.num_samples}
+    seen.clear()
+    model.eval()
+    camera, _ = pipeline.datamanager.next_eval_image(0)
+    model.get_outputs_for_camera(camera)
+    assert seen and set(seen) == {render_samples or model.config.num_samples}
+
+
 def test_semantics_colormap_uses_the_class_colours(shared):
     _, pipeline = shared
     model = pipeline.model

@@ -231,12 +231,18 @@ class SemanticFlowModel(Model):
         instances = logits[..., self.num_classes :] if self.num_instance_ids else None
         return logits[..., : self.num_classes], instances
 
+    def samples_per_ray(self) -> int:
+        """The fields' samples per ray: `num_samples` in training, `render_samples` (if set) otherwise."""
+        cfg = self.config
+        return cfg.num_samples if self.training or cfg.render_samples is None else cfg.render_samples
+
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Any]:
         if ray_bundle.times is None:
             ray_bundle.times = torch.zeros_like(ray_bundle.origins[..., :1])
         refine_ray_bundle(self.camera_optimizer, ray_bundle, self.training)
         ray_bundle = self.collider(ray_bundle)
         density_fns = [partial(self.proposal_field, times=ray_bundle.times[:, None, :])]
+        self.proposal_sampler.num_nerf_samples_per_ray = self.samples_per_ray()
         ray_samples, weights_list, ray_samples_list = self.proposal_sampler(ray_bundle, density_fns=density_fns)
         positions = ray_samples.frustums.get_positions()
         unit = self.normalizer.to_unit(positions)
