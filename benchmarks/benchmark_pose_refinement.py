@@ -154,6 +154,7 @@ def train_and_score(scene: Path, mode: str, experiment: Experiment, exact: torch
     model = config.pipeline.model
     model.camera_optimizer.mode = mode  # type: ignore[assignment]
     model.num_proposal_samples, model.num_samples = 2 * experiment.num_samples, experiment.num_samples
+    model.render_samples = None  # renders sample as this small model trains
     model.semantic_samples = max(1, experiment.num_samples // 4)
     model.semantic_source = experiment.semantic_source  # type: ignore[assignment]
     model.warped_ray_fraction = experiment.warped_ray_fraction

@@ -57,12 +57,12 @@ class SemanticFlowModelConfig(ModelConfig):
     num_samples: int = 16
     """Samples per ray for the static and dynamic fields in training (and so for the scene flow, the warped
     renders and the semantic branch's choice of samples). 16 since 2026-12-05: against 24, a step 1.2-1.3x
-    faster with J&F at equal steps within the spread of runs on the demo and the shared clips (README, "Speed
-    and training length")."""
+    faster with J&F at equal steps within the spread of runs on the demo and the shared clips, and PSNR about
+    0.3 dB lower at equal steps (README, "Speed and training length")."""
     render_samples: Optional[int] = 24
     """Samples per ray outside training (evaluation, the viewer, ns-render, exports), placed by the same
-    proposal sampler; None = `num_samples`. The fields trained on 16 samples render 0.3-0.5 dB better colour with
-    24 (the labels are unchanged), at the render cost of the 24-sample default before 2026-12-05."""
+    proposal sampler; None = `num_samples`. Rendering a 16-sample run with 24 gave the demo 0.33 dB more PSNR and
+    dog and breakdance none (labels unchanged), at the render cost of the 24-sample default before 2026-12-05."""
     proposal_planes: PlaneEncodingConfig = field(
         default_factory=lambda: PlaneEncodingConfig(resolutions=(64,), num_components=8)
     )
