@@ -130,11 +130,13 @@ def label_parts(pipeline: Any) -> set[str]:
     ]
     if branch.aggregator is not None and branch.attention is not None:
         targets += [
-            ("frame encoder", branch.aggregator.bank, "forward"),
+            ("frame encoder", branch.aggregator.bank.encoder, "forward"),
             ("feature sampling", branch.aggregator, "forward"),
             ("flow attention", branch.attention, "forward"),
         ]
     for label, owner, name in targets:
+        if getattr(type(owner), name, None) is torch.nn.Module.forward:  # a module without a forward of its own
+            raise AttributeError(f"profile part {label!r}: {type(owner).__name__} does not implement {name}")
         setattr(owner, name, _labelled(label, getattr(owner, name)))
     functions = (
         ("label_losses", "losses: semantic"),

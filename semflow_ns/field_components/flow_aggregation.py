@@ -11,7 +11,6 @@ refines the camera poses, every projection uses the refined pose of its frame (s
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from nerfstudio.cameras.camera_optimizers import CameraOptimizer
 from nerfstudio.cameras.cameras import Cameras
@@ -92,41 +91,6 @@ def distort(xy: Float[Tensor, "*bs 2"], params: Float[Tensor, "*bs 6"]) -> Float
     return torch.stack([x * radial + dx, y * radial + dy], dim=-1)
 
 
-def sample_feature_maps(
-    maps: Float[Tensor, "num_maps feat_dim h w"],
-    slots: Int[Tensor, "*bs"],
-    uv: Float[Tensor, "*bs 2"],
-    image_size: Float[Tensor, "*bs 2"],
-) -> Float[Tensor, "*bs feat_dim"]:
-    """Bilinear lookup of ``maps[slot]`` at pixel coordinates ``uv`` of an image of ``image_size``.
-
-    The maps are stacked into one tall atlas and sampled with a single ``grid_sample``; coordinates are
-    clamped inside their own map first, so that no lookup bleeds into a neighbouring frame.
-    """
-    num_maps, channels, height, width = maps.shape
-    size = torch.tensor([width, height], dtype=uv.dtype, device=uv.device)
-    pix = uv * size / image_size - 0.5  # feature-map pixel coordinates, centres at integers
-    pix = torch.minimum(pix.clamp(min=0.0), size - 1)
-    rows = pix[..., 1] + slots.to(pix.dtype) * height
-    grid = torch.stack(
-        [2.0 * pix[..., 0] / max(width - 1, 1) - 1.0, 2.0 * rows / max(num_maps * height - 1, 1) - 1.0], dim=-1
-    )
-    atlas = maps.permute(1, 0, 2, 3).reshape(1, channels, num_maps * height, width)  # frames stacked along H
-    sampled = F.grid_sample(atlas, grid.reshape(1, 1, -1, 2), mode="bilinear", align_corners=True)
-    return sampled.reshape(channels, -1).T.reshape(*slots.shape, channels)
-
-
-def compact_ids(ids: Int[Tensor, "*bs"], num_ids: int) -> tuple[Int[Tensor, "num_used"], Int[Tensor, "*bs"]]:
-    """The distinct values of ``ids`` (all in [0, num_ids)) and each entry's position among them.
-
-    Same result as ``torch.unique(ids, return_inverse=True)`` without sorting all entries.
-    """
-    present = torch.zeros(num_ids, dtype=torch.bool, device=ids.device)
-    present[ids] = True
-    position = torch.cumsum(present.long(), dim=0) - 1
-    return torch.nonzero(present)[:, 0], position[ids]
-
-
 class FlowFeatureAggregator(nn.Module):
     """Features of trajectory points, each looked up in its own frame."""
 
@@ -154,12 +118,10 @@ class FlowFeatureAggregator(nn.Module):
             exists: False where the frame lies outside the video (its lookup is marked invalid).
             fresh: in training, the frames to encode with gradients (see :class:`FrameFeatureBank`); None: all.
         """
-        used, slots = compact_ids(frames, self.cameras.num_frames)
-        maps = self.bank(used, fresh)
         uv, depth = self.cameras.project(points, frames)
         valid = self.cameras.inside(uv, depth, frames)
         if exists is not None:
             valid = valid & exists
-        feats = sample_feature_maps(maps, slots, uv, self.cameras.sizes[frames])
+        feats = self.bank.lookup(frames, uv, self.cameras.sizes[frames], fresh)
         valid_f = valid[..., None].to(feats.dtype)
         return feats * valid_f, valid_f

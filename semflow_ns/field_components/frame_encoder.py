@@ -107,29 +107,53 @@ class FrameFeatureBank(nn.Module):
         self._kept = None
         self._kept_step = None
 
-    def forward(
-        self, frame_ids: Int[Tensor, "num_ids"], fresh: Optional[Int[Tensor, "num_fresh"]] = None
-    ) -> Float[Tensor, "num_ids feat_dim h w"]:
-        """Feature maps of ``frame_ids``; in training, ``fresh`` names the frames encoded with gradients (None:
-        all of them)."""
+    def lookup(
+        self,
+        frames: Int[Tensor, "*bs"],
+        uv: Float[Tensor, "*bs 2"],
+        image_size: Float[Tensor, "*bs 2"],
+        fresh: Optional[Int[Tensor, "num_fresh"]] = None,
+    ) -> Float[Tensor, "*bs feat_dim"]:
+        """Features of video frames ``frames`` at pixel coordinates ``uv`` of images of ``image_size`` (bilinear;
+        see :func:`sample_feature_maps`). In training, ``fresh`` names the frames encoded with gradients (None: every
+        frame looked up); the kept maps are read in place and written in place by the next such call, so call it
+        once per training step (the model's one semantic pass) and run the backward pass before the next call."""
         if not (torch.is_grad_enabled() and any(p.requires_grad for p in self.encoder.parameters())):
             if self._cache is None:
-                self._cache = torch.cat([self.encoder(chunk) for chunk in self.images.split(8)])
-            return self._cache[frame_ids]
+                maps = torch.cat([self.encoder(chunk) for chunk in self.images.split(8)])
+                self._cache = maps.transpose(0, 1).contiguous()
+            return sample_feature_maps(self._cache, frames, uv, image_size)
         self._cache = None  # the encoder is about to change
+        used, slots = compact_ids(frames, self.images.shape[0])
         if fresh is None or self.refresh_steps <= 0:
-            return self.encoder(self.images[frame_ids])
-        is_fresh = torch.isin(frame_ids, fresh)
-        stale = self._stale(frame_ids[~is_fresh])
+            return sample_feature_maps(self.encoder(self.images[used]).transpose(0, 1), slots, uv, image_size)
+        is_fresh = torch.isin(used, fresh)
+        stale = self._stale(used[~is_fresh])
         if stale.numel():
             with torch.no_grad():
                 self._keep(stale, self.encoder(self.images[stale]))
-        fresh_ids = frame_ids[is_fresh]
+        fresh_ids = used[is_fresh]
         computed = self.encoder(self.images[fresh_ids])
         self._keep(fresh_ids, computed.detach())
         assert self._kept is not None
-        features = self._kept[frame_ids].clone()
-        return features.index_put((is_fresh.nonzero()[:, 0],), computed)
+        # Lookups in a fresh frame read its new maps (with gradients); the others read the kept maps of every
+        # frame in place, which need no copy and no gradient buffer.
+        fresh_slot = torch.cumsum(is_fresh.long(), dim=0) - 1
+        slot = torch.where(is_fresh, fresh_slot, -1)[slots].flatten()
+        from_fresh = (slot >= 0).nonzero()[:, 0]
+        from_kept = (slot < 0).nonzero()[:, 0]
+        flat_frames, flat_uv, flat_size = frames.flatten(), uv.reshape(-1, 2), image_size.reshape(-1, 2)
+        channels = self._kept.shape[0]
+        out = uv.new_zeros(flat_frames.shape[0], channels)
+        if from_kept.numel():
+            kept = sample_feature_maps(self._kept, flat_frames[from_kept], flat_uv[from_kept], flat_size[from_kept])
+            out = out.index_put((from_kept,), kept)
+        if from_fresh.numel():
+            new = sample_feature_maps(
+                computed.transpose(0, 1), slot[from_fresh], flat_uv[from_fresh], flat_size[from_fresh]
+            )
+            out = out.index_put((from_fresh,), new)
+        return out.reshape(*frames.shape, channels)
 
     def _stale(self, frame_ids: Int[Tensor, "num_ids"]) -> Int[Tensor, "num_stale"]:
         """The frames among ``frame_ids`` whose kept features are missing or too old."""
@@ -140,10 +164,47 @@ class FrameFeatureBank(nn.Module):
 
     def _keep(self, frame_ids: Int[Tensor, "num_ids"], features: Float[Tensor, "num_ids feat_dim h w"]) -> None:
         if self._kept is None or self._kept_step is None:
-            self._kept = features.new_zeros(self.images.shape[0], *features.shape[1:])
+            self._kept = features.new_zeros(features.shape[1], self.images.shape[0], *features.shape[2:])
             self._kept_step = torch.full((self.images.shape[0],), -1, dtype=torch.long, device=features.device)
-        self._kept[frame_ids] = features
+        self._kept[:, frame_ids] = features.transpose(0, 1)
         self._kept_step[frame_ids] = self.step
+
+
+def sample_feature_maps(
+    maps: Float[Tensor, "feat_dim num_maps h w"],
+    slots: Int[Tensor, "*bs"],
+    uv: Float[Tensor, "*bs 2"],
+    image_size: Float[Tensor, "*bs 2"],
+) -> Float[Tensor, "*bs feat_dim"]:
+    """Bilinear lookup of ``maps[:, slot]`` at pixel coordinates ``uv`` (x right, y down, pixel centres at +0.5) of
+    an image of ``image_size``.
+
+    The maps, channel first (the layout the bank keeps them in), are viewed as one tall atlas and sampled with a
+    single ``grid_sample``; coordinates are clamped inside their own map first, so that no lookup bleeds into a
+    neighbouring frame.
+    """
+    channels, num_maps, height, width = maps.shape
+    size = torch.tensor([width, height], dtype=uv.dtype, device=uv.device)
+    pix = uv * size / image_size - 0.5  # feature-map pixel coordinates, centres at integers
+    pix = torch.minimum(pix.clamp(min=0.0), size - 1)
+    rows = pix[..., 1] + slots.to(pix.dtype) * height
+    grid = torch.stack(
+        [2.0 * pix[..., 0] / max(width - 1, 1) - 1.0, 2.0 * rows / max(num_maps * height - 1, 1) - 1.0], dim=-1
+    )
+    atlas = maps.reshape(1, channels, num_maps * height, width)  # frames stacked along H
+    sampled = F.grid_sample(atlas, grid.reshape(1, 1, -1, 2), mode="bilinear", align_corners=True)
+    return sampled.reshape(channels, -1).T.reshape(*slots.shape, channels)
+
+
+def compact_ids(ids: Int[Tensor, "*bs"], num_ids: int) -> tuple[Int[Tensor, "num_used"], Int[Tensor, "*bs"]]:
+    """The distinct values of ``ids`` (all in [0, num_ids)) and each entry's position among them.
+
+    Same result as ``torch.unique(ids, return_inverse=True)`` without sorting all entries.
+    """
+    present = torch.zeros(num_ids, dtype=torch.bool, device=ids.device)
+    present[ids] = True
+    position = torch.cumsum(present.long(), dim=0) - 1
+    return torch.nonzero(present)[:, 0], position[ids]
 
 
 def load_frames(image_filenames: Sequence[Path]) -> UInt8[Tensor, "num_frames height width 3"]:

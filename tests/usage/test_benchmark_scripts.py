@@ -131,6 +131,31 @@ def test_trajectory_benchmark_spread_is_the_depth_deviation_under_the_blended_we
     np.testing.assert_allclose(torch.cat(spreads).numpy(), [0.0, 1.0], atol=1e-4)
 
 
+def test_profile_gives_time_to_every_part_a_training_step_runs(tiny_scene: Path, monkeypatch):
+    """``benchmarks/profile_step.py`` on a tiny model: every labelled part that runs in a step (all but the camera
+    optimiser on exact poses) gets time, so a part whose method is renamed cannot silently drop out of the table."""
+    from nerfstudio.engine.callbacks import TrainingCallbackAttributes
+    from nerfstudio.engine.optimizers import Optimizers
+    from torch.profiler import ProfilerActivity, profile
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import profile_step
+    from model_helpers import tiny_pipeline
+
+    config, pipeline = tiny_pipeline(tiny_scene)
+    pipeline.train()
+    optimizers = Optimizers(config.optimizers, pipeline.get_param_groups())
+    attributes = TrainingCallbackAttributes(optimizers=optimizers, grad_scaler=None, pipeline=pipeline, trainer=None)
+    callbacks = pipeline.get_training_callbacks(attributes)
+    profile_step.train_step(pipeline, optimizers, callbacks, 0)
+    labels = profile_step.label_parts(pipeline) | {"optimizer"}
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        profile_step.train_step(pipeline, optimizers, callbacks, 1)
+    forward, backward = profile_step.attribute(prof.events(), labels)
+    timed = {part for part in set(forward) | set(backward) if forward.get(part, 0) + backward.get(part, 0) > 0}
+    assert labels - {"camera optimiser"} <= timed
+
+
 def test_task_benchmark_scores_models_and_2d_baselines_on_the_unlabelled_frames(
     tiny_scene: Path, tmp_path: Path, run_cli
 ):
