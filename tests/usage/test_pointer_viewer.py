@@ -177,9 +177,11 @@ def test_a_click_in_the_browser_inspects_the_point_at_the_centre_of_the_view(vie
     found = tools.inspections[-1]
     assert tools.last_click is not None and tools.last_click.screen_pos == pytest.approx((0.5, 0.5), abs=0.01)
     origin, axis = view[:3, 3], -view[:3, 2]  # the centre of the view: the camera's optical axis
-    with querying(model):
-        (expected,) = inspect_rays(model, origin[None], axis[None], found.time)
     offset = torch.tensor(found.point) - origin
     assert torch.linalg.norm(torch.linalg.cross(offset, axis)) < 0.03 * torch.linalg.norm(offset), "on the axis"
+    # the same query along the ray through the inspected point (within a pixel of the axis, where the tiny model's
+    # two most likely classes can be nearly tied) gives the same point
+    with querying(model):
+        (expected,) = inspect_rays(model, origin[None], (offset / torch.linalg.norm(offset))[None], found.time)
     assert found.depth == pytest.approx(expected.depth, rel=0.1) and found.class_id == expected.class_id
     assert len(tools.layer.paths[-1].times) >= len(model.timeline.times)
