@@ -97,7 +97,8 @@ class SemanticFlowModelConfig(ModelConfig):
     samples per ray, those with the largest rendering weights; their weights carry almost all of the
     rendered logits. 0 = every sample. Evaluation always uses every sample. 4 since 2026-12-05 (8 before): a
     9 % (car-shadow) to 18 % (demo) faster step; tracking-50 J&F within the spread of runs on the demo, car-shadow
-    and dog (README, "Speed and training length")."""
+    and dog, PSNR level on the demo and dog and 0.5 dB lower on car-shadow's mean of three runs (README, "Speed
+    and training length")."""
     warped_ray_fraction: float = 0.25
     """Fraction of each batch's rays whose samples are warped to t-1 and t+1 and rendered there (warped colour,
     semantic consistency, cycle consistency). Each costs two more dynamic queries; 1.0 = every ray."""
