@@ -647,3 +647,49 @@ def test_two_frame_flow_loss_is_off_by_default_and_when_on_trains_the_scene_flow
     model = optional_terms(tiny_scene, "optical_flow_two", two_frame_flow_loss_mult=0.02)
     for module in (model.dynamic.scene_flow, model.dynamic.field):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_field_scales_follow_the_frame_size_unless_given() -> None:
+    from semflow_ns.models.model_config import resolve_field_resolutions
+
+    default = semantic_flow_config().pipeline.model
+    assert default.static_field.planes.resolutions == () and default.dynamic_field.planes.resolutions == ()
+    demo = resolve_field_resolutions(default, 128)
+    clip = resolve_field_resolutions(default, 480)
+    for field_name in ("static_field", "dynamic_field"):
+        assert getattr(demo, field_name).planes.resolutions == (64, 128)
+        assert getattr(clip, field_name).planes.resolutions == (64, 128, 256)
+        assert getattr(clip, field_name).planes.num_components == 16  # the rest of the config is kept
+    assert default.static_field.planes.resolutions == ()  # the given config is not changed
+    # resolutions given (on the command line, or in a config saved before they were automatic) are kept
+    given = resolve_field_resolutions(clip, 128)
+    assert given.static_field.planes.resolutions == (64, 128, 256)
+
+
+def test_model_sizes_empty_field_scales_from_its_frames(tiny_scene, monkeypatch) -> None:
+    from semflow_ns.fields.encoding import PlaneEncodingConfig
+    from semflow_ns.models import model_config
+
+    def build(small_frames: bool, grid_space: str = "auto"):
+        config = semantic_flow_config()
+        config.pipeline.datamanager.dataparser.data = tiny_scene
+        model = config.pipeline.model
+        shrink_model(model)
+        model.grid_space = grid_space
+        for field_config in (model.static_field, model.dynamic_field):
+            field_config.planes = PlaneEncodingConfig(resolutions=(), num_components=2)
+        # the tiny scene's frames are 32 px wide: move the threshold to just below or above them
+        monkeypatch.setattr(model_config, "FINE_SCALE_MIN_PIXELS", 32 if small_frames else 31)
+        return config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0).model
+
+    cameras = build(True).kwargs["metadata"]["semflow_video"].cameras
+    assert int(max(cameras.width.max(), cameras.height.max())) == 32
+    for small_frames, grid_space, expected in (
+        (True, "auto", [64, 128]),
+        (False, "auto", [64, 128, 256]),
+        (False, "view", [64, 128, 256]),  # box or view grid alike
+    ):
+        model = build(small_frames, grid_space)
+        for module in (model.static_field, model.dynamic.field):
+            assert [grid.resolution[0] for grid in module.encoding.grids] == expected
+        assert list(model.config.static_field.planes.resolutions) == expected

@@ -27,8 +27,9 @@ from semflow_ns.fields.encoding import MultiScalePlanes, PlaneEncodingConfig, sp
 class RadianceFieldConfig:
     """Size of one radiance field."""
 
-    planes: PlaneEncodingConfig = field(default_factory=PlaneEncodingConfig)
-    """Plane grids encoding the position (and time for the dynamic field)."""
+    planes: PlaneEncodingConfig = field(default_factory=lambda: PlaneEncodingConfig(resolutions=()))
+    """Plane grids encoding the position (and time for the dynamic field). Resolutions left empty (the default)
+    are sized to the video's frames by the model: see :func:`~semflow_ns.models.model_config.field_resolutions`."""
     hidden_dim: int = 64
     """Width of the density and colour MLPs."""
     feature_dim: int = 31

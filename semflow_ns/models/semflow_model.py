@@ -74,7 +74,11 @@ from semflow_ns.model_components.pose_refinement import (
 from semflow_ns.model_components.render_times import RenderTimes
 from semflow_ns.model_components.rendering import composite, expected_point, render_logits, render_weights
 from semflow_ns.model_components.warping import FlowRegularisers
-from semflow_ns.models.model_config import SemanticFlowModelConfig, resolve_label_defaults
+from semflow_ns.models.model_config import (
+    SemanticFlowModelConfig,
+    resolve_field_resolutions,
+    resolve_label_defaults,
+)
 from semflow_ns.utils.colors import instance_palette
 
 
@@ -118,6 +122,8 @@ class SemanticFlowModel(Model):
         self.normalizer = SceneNormalizer(
             self.scene_box, contract=unbounded, view=view_grid_of(video.cameras, near) if view_grid else None
         )
+        frame_size = int(torch.maximum(video.cameras.width, video.cameras.height).max())
+        self.config = cfg = resolve_field_resolutions(cfg, frame_size)
         self.timeline = VideoTimeline(video.times)
         self.register_buffer("label_distance", video.label_distance(), persistent=False)
         self.proposal_field = ProposalDensityField(cfg.proposal_planes, self.normalizer, num_frames)
