@@ -656,6 +656,8 @@ def test_field_scales_follow_the_frame_size_unless_given() -> None:
     assert default.static_field.planes.resolutions == () and default.dynamic_field.planes.resolutions == ()
     demo = resolve_field_resolutions(default, 128)
     clip = resolve_field_resolutions(default, 480)
+    panorama = resolve_field_resolutions(default, 480, view_grid=True)
+    assert panorama.static_field.planes.resolutions == panorama.dynamic_field.planes.resolutions == (64, 128)
     for field_name in ("static_field", "dynamic_field"):
         assert getattr(demo, field_name).planes.resolutions == (64, 128)
         assert getattr(clip, field_name).planes.resolutions == (64, 128, 256)
@@ -686,8 +688,8 @@ def test_model_sizes_empty_field_scales_from_its_frames(tiny_scene, monkeypatch)
     assert int(max(cameras.width.max(), cameras.height.max())) == 32
     for small_frames, grid_space, expected in (
         (True, "auto", [64, 128]),
-        (False, "auto", [64, 128, 256]),
-        (False, "view", [64, 128, 256]),  # box or view grid alike
+        (False, "auto", [64, 128, 256]),  # the tiny scene's grids live in its box
+        (False, "view", [64, 128]),
     ):
         model = build(small_frames, grid_space)
         for module in (model.static_field, model.dynamic.field):

@@ -214,32 +214,37 @@ class SemanticFlowModelConfig(ModelConfig):
 FIELD_RESOLUTIONS = (64, 128)
 """Plane scales of the static and dynamic fields, unless :func:`field_resolutions` adds :data:`FINE_SCALE`."""
 FINE_SCALE = 256
-"""The third plane scale of the static and dynamic fields on larger frames."""
+"""The third plane scale of the static and dynamic fields on larger frames in a box grid."""
 FINE_SCALE_MIN_PIXELS = 256
 """Long side (pixels) of the video's frames above which the fields get :data:`FINE_SCALE`."""
 
 
-def field_resolutions(frame_size: int) -> tuple[int, ...]:
+def field_resolutions(frame_size: int, view_grid: bool = False) -> tuple[int, ...]:
     """Plane scales of the static and dynamic fields for a video whose frames are ``frame_size`` pixels on their
-    long side, when the config leaves them empty (the default).
+    long side, when the config leaves them empty (the default); ``view_grid``: the grids live in the cameras' view
+    (``grid_space``, :class:`~semflow_ns.fields.encoding.ViewGrid`) instead of the scene box.
 
     In the scene box, 128 cells give a 480-pixel frame about four pixels per cell (about eight in the contracted
     space of a real clip, whose box fills half of each grid axis), too coarse for its texture. On car-shadow (480 x
     270, tracking-50, two seeds) a third scale of 256 cells made a step about 1.2x as costly and still raised PSNR
-    on the unlabelled frames by 0.8 and 1.7 dB, and J&F by 0.06 and 0.19, at equal training time; on the other
-    shared clips PSNR rose by up to 0.9 dB at equal steps and J&F moved within the spread of runs (README, "A finer
-    grid scale on real clips"). Frames of at most 256 pixels (the demo) keep two scales.
+    on the unlabelled frames by 0.8 and 1.7 dB, and J&F by 0.06 and 0.19, at equal training time (README, "A finer
+    grid scale on real clips"). The view grid already puts a few pixels in a 128-cell grid's cell wherever the
+    scene is; there the third scale lowered J&F on both seeds of camel and breakdance, so view grids keep two
+    scales, as do frames of at most 256 pixels (the demo).
     """
-    return FIELD_RESOLUTIONS + ((FINE_SCALE,) if frame_size > FINE_SCALE_MIN_PIXELS else ())
+    fine = frame_size > FINE_SCALE_MIN_PIXELS and not view_grid
+    return FIELD_RESOLUTIONS + ((FINE_SCALE,) if fine else ())
 
 
-def resolve_field_resolutions(config: SemanticFlowModelConfig, frame_size: int) -> SemanticFlowModelConfig:
+def resolve_field_resolutions(
+    config: SemanticFlowModelConfig, frame_size: int, view_grid: bool = False
+) -> SemanticFlowModelConfig:
     """``config`` with the static and dynamic fields' empty plane resolutions set by :func:`field_resolutions`."""
     resolved = {}
     for name in ("static_field", "dynamic_field"):
         field_config = getattr(config, name)
         if not field_config.planes.resolutions:
-            planes = dataclasses.replace(field_config.planes, resolutions=field_resolutions(frame_size))
+            planes = dataclasses.replace(field_config.planes, resolutions=field_resolutions(frame_size, view_grid))
             resolved[name] = dataclasses.replace(field_config, planes=planes)
     return dataclasses.replace(config, **resolved) if resolved else config
 

@@ -123,7 +123,7 @@ class SemanticFlowModel(Model):
             self.scene_box, contract=unbounded, view=view_grid_of(video.cameras, near) if view_grid else None
         )
         frame_size = int(torch.maximum(video.cameras.width, video.cameras.height).max())
-        self.config = cfg = resolve_field_resolutions(cfg, frame_size)
+        self.config = cfg = resolve_field_resolutions(cfg, frame_size, view_grid)
         self.timeline = VideoTimeline(video.times)
         self.register_buffer("label_distance", video.label_distance(), persistent=False)
         self.proposal_field = ProposalDensityField(cfg.proposal_planes, self.normalizer, num_frames)
