@@ -33,6 +33,10 @@ class FrameEncoderConfig:
     looks at along the trajectories (its neighbours in time) take features kept from an earlier step, at most
     this many steps old (they are recomputed, without gradients, when older). 0: every frame a step looks at is
     encoded with gradients in that step (several times the encoder's cost on real clips)."""
+    normalize_features: bool = False
+    """Normalise each pixel's feature vector over its channels (zero mean, unit variance, no learned scale), so that
+    the features cannot grow without bound. Off by default until measured on every shared clip: on blackswan
+    (seed 0) the unnormalised features grew to a spatial spread of about 1000 and the semantics collapsed."""
 
 
 class FrameEncoder(nn.Module):
@@ -57,6 +61,7 @@ class FrameEncoder(nn.Module):
         )
         self.out = nn.Conv2d(3 * hid, config.feature_dim, 1)
         self.hidden_dim = hid
+        self.normalize = config.normalize_features
 
     def forward(self, images: Float[Tensor, "num_frames 3 H W"]) -> Float[Tensor, "num_frames feat_dim h w"]:
         images = ((images - 0.5) / 0.25).contiguous(memory_format=torch.channels_last)
@@ -64,7 +69,10 @@ class FrameEncoder(nn.Module):
         weight_fine, weight_coarse = self.out.weight.split([self.hidden_dim, 2 * self.hidden_dim], dim=1)
         coarse = F.conv2d(self.coarse(fine), weight_coarse)
         upsampled = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
-        return F.conv2d(fine, weight_fine, self.out.bias) + upsampled
+        features = F.conv2d(fine, weight_fine, self.out.bias) + upsampled
+        if self.normalize:  # over the channels of each pixel (layer_norm normalises the last dimension)
+            features = F.layer_norm(features.permute(0, 2, 3, 1), features.shape[1:2]).permute(0, 3, 1, 2)
+        return features
 
 
 class FrameFeatureBank(nn.Module):

@@ -24,6 +24,24 @@ def test_the_split_output_convolution_equals_the_convolution_of_the_concatenated
     assert torch.allclose(encoder(images), expected, atol=1e-5)
 
 
+def test_normalised_features_stay_bounded_however_large_the_weights_grow():
+    torch.manual_seed(0)
+    plain = FrameEncoder(FrameEncoderConfig(feature_dim=5, hidden_dim=4))
+    normalised = FrameEncoder(FrameEncoderConfig(feature_dim=5, hidden_dim=4, normalize_features=True))
+    normalised.load_state_dict(plain.state_dict())  # the option adds no parameters
+    images = torch.rand(2, 3, 20, 28)
+    with torch.no_grad():
+        for encoder in (plain, normalised):
+            encoder.out.weight.mul_(1000.0)
+    raw, features = plain(images), normalised(images)
+    assert raw.abs().max() > 100.0
+    assert torch.allclose(features.mean(dim=1), torch.zeros(()), atol=1e-4)
+    assert torch.allclose(features.var(dim=1, unbiased=False), torch.ones(()), atol=1e-3)
+    # the same features up to each pixel's offset and scale
+    expected = (raw - raw.mean(1, keepdim=True)) / raw.var(1, unbiased=False, keepdim=True).add(1e-5).sqrt()
+    assert torch.allclose(features, expected, atol=1e-4)
+
+
 def _bank(refresh_steps: int) -> FrameFeatureBank:
     torch.manual_seed(0)
     frames = torch.randint(0, 255, (6, 12, 16, 3), dtype=torch.uint8)
