@@ -33,10 +33,11 @@ class FrameEncoderConfig:
     looks at along the trajectories (its neighbours in time) take features kept from an earlier step, at most
     this many steps old (they are recomputed, without gradients, when older). 0: every frame a step looks at is
     encoded with gradients in that step (several times the encoder's cost on real clips)."""
-    normalize_features: bool = False
+    normalize_features: bool = True
     """Normalise each pixel's feature vector over its channels (zero mean, unit variance, no learned scale), so that
-    the features cannot grow without bound. Off by default until measured on every shared clip: on blackswan
-    (seed 0) the unnormalised features grew to a spatial spread of about 1000 and the semantics collapsed."""
+    the features cannot grow without bound (unnormalised, they grew to a spatial spread of about 1000 on blackswan,
+    seed 0, and the semantics collapsed). Runs saved before this option existed were trained without it and load
+    without it."""
 
 
 class FrameEncoder(nn.Module):
@@ -61,7 +62,9 @@ class FrameEncoder(nn.Module):
         )
         self.out = nn.Conv2d(3 * hid, config.feature_dim, 1)
         self.hidden_dim = hid
-        self.normalize = config.normalize_features
+        # A config.yml written before the option existed comes back without it (YAML restores only the fields it
+        # saved, and the class default would fill the gap); such an encoder was trained without normalisation.
+        self.normalize = bool(vars(config).get("normalize_features", False))
 
     def forward(self, images: Float[Tensor, "num_frames 3 H W"]) -> Float[Tensor, "num_frames feat_dim h w"]:
         images = ((images - 0.5) / 0.25).contiguous(memory_format=torch.channels_last)

@@ -1,10 +1,11 @@
-"""The frame encoder and its feature bank: the output convolution computed cheaply, and features of neighbour
-frames kept between training steps."""
+"""The frame encoder and its feature bank: the output convolution computed cheaply, features normalised per pixel
+(and encoders saved before that load without it), and features of neighbour frames kept between training steps."""
 
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 from semflow_ns.field_components.frame_encoder import (
     FrameEncoder,
@@ -16,7 +17,7 @@ from semflow_ns.field_components.frame_encoder import (
 
 def test_the_split_output_convolution_equals_the_convolution_of_the_concatenated_maps():
     torch.manual_seed(0)
-    encoder = FrameEncoder(FrameEncoderConfig(feature_dim=5, hidden_dim=4))
+    encoder = FrameEncoder(FrameEncoderConfig(feature_dim=5, hidden_dim=4, normalize_features=False))
     images = torch.rand(2, 3, 20, 28)
     fine = encoder.fine((images - 0.5) / 0.25)
     coarse = F.interpolate(encoder.coarse(fine), size=fine.shape[-2:], mode="bilinear", align_corners=False)
@@ -26,7 +27,7 @@ def test_the_split_output_convolution_equals_the_convolution_of_the_concatenated
 
 def test_normalised_features_stay_bounded_however_large_the_weights_grow():
     torch.manual_seed(0)
-    plain = FrameEncoder(FrameEncoderConfig(feature_dim=5, hidden_dim=4))
+    plain = FrameEncoder(FrameEncoderConfig(feature_dim=5, hidden_dim=4, normalize_features=False))
     normalised = FrameEncoder(FrameEncoderConfig(feature_dim=5, hidden_dim=4, normalize_features=True))
     normalised.load_state_dict(plain.state_dict())  # the option adds no parameters
     images = torch.rand(2, 3, 20, 28)
@@ -42,11 +43,26 @@ def test_normalised_features_stay_bounded_however_large_the_weights_grow():
     assert torch.allclose(features, expected, atol=1e-4)
 
 
+def test_an_encoder_saved_before_normalisation_existed_loads_without_it():
+    old = yaml.load(
+        "!!python/object:semflow_ns.field_components.frame_encoder.FrameEncoderConfig\nfeature_dim: 5\nhidden_dim: 4\n",
+        Loader=yaml.Loader,
+    )
+    assert not FrameEncoder(old).normalize
+    assert FrameEncoder(FrameEncoderConfig(feature_dim=5, hidden_dim=4)).normalize  # the default now
+    saved = yaml.load(yaml.dump(FrameEncoderConfig(normalize_features=False)), Loader=yaml.Loader)
+    assert not FrameEncoder(saved).normalize
+    assert FrameEncoder(yaml.load(yaml.dump(FrameEncoderConfig()), Loader=yaml.Loader)).normalize
+
+
 def _bank(refresh_steps: int) -> FrameFeatureBank:
     torch.manual_seed(0)
     frames = torch.randint(0, 255, (6, 12, 16, 3), dtype=torch.uint8)
     return FrameFeatureBank(
-        FrameEncoderConfig(feature_dim=3, hidden_dim=4, neighbour_refresh_steps=refresh_steps), frames
+        FrameEncoderConfig(
+            feature_dim=3, hidden_dim=4, neighbour_refresh_steps=refresh_steps, normalize_features=False
+        ),
+        frames,
     )
 
 
@@ -117,7 +133,7 @@ def test_without_refresh_steps_every_frame_is_encoded_with_gradients():
 
 def test_feature_bank_caches_without_gradients_and_recomputes_with_them():
     frames = torch.randint(0, 255, (4, 12, 16, 3), dtype=torch.uint8)
-    bank = FrameFeatureBank(FrameEncoderConfig(feature_dim=3, hidden_dim=4), frames)
+    bank = FrameFeatureBank(FrameEncoderConfig(feature_dim=3, hidden_dim=4, normalize_features=False), frames)
     with torch.no_grad():
         cached = read_maps(bank, torch.tensor([2, 0]))
         assert bank._cache is not None and bank._cache.shape[1] == 4  # every frame, channel first
