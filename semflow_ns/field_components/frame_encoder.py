@@ -34,10 +34,17 @@ class FrameEncoderConfig:
     this many steps old (they are recomputed, without gradients, when older). 0: every frame a step looks at is
     encoded with gradients in that step (several times the encoder's cost on real clips)."""
     normalize_features: bool = True
-    """Normalise each pixel's feature vector over its channels (zero mean, unit variance, no learned scale), so that
-    the features cannot grow without bound (unnormalised, they grew to a spatial spread of about 1000 on blackswan,
-    seed 0, and the semantics collapsed). Runs saved before this option existed were trained without it and load
-    without it."""
+    """Normalise each pixel's feature vector over its channels (zero mean, unit variance, then times
+    ``feature_gain``; no learned scale), so that the features cannot grow without bound (unnormalised, they grew to
+    a spatial spread of about 1000 on blackswan, seed 0, and the semantics collapsed). Runs saved before this
+    option existed were trained without it and load without it."""
+    feature_gain: float = 10.0
+    """Fixed factor on the normalised features (with ``normalize_features``): the root-mean-square size of each
+    pixel's feature channels. The features share the attention tokens with the displacement encoding (sines of
+    unit size); unnormalised, they grew well above unit size (median per-pixel variance 27 on dog), and at 1 they
+    weigh no more than the encoding: tracking-first lost 0.13-0.17 J&F on dog and breakdance. 10 won over 1 and 5
+    on two seeds (README, "Label-subset tasks"). Runs saved before this option existed load with 1, as they were
+    trained."""
 
 
 class FrameEncoder(nn.Module):
@@ -65,6 +72,7 @@ class FrameEncoder(nn.Module):
         # A config.yml written before the option existed comes back without it (YAML restores only the fields it
         # saved, and the class default would fill the gap); such an encoder was trained without normalisation.
         self.normalize = bool(vars(config).get("normalize_features", False))
+        self.gain = float(vars(config).get("feature_gain", 1.0))
 
     def forward(self, images: Float[Tensor, "num_frames 3 H W"]) -> Float[Tensor, "num_frames feat_dim h w"]:
         images = ((images - 0.5) / 0.25).contiguous(memory_format=torch.channels_last)
@@ -75,6 +83,8 @@ class FrameEncoder(nn.Module):
         features = F.conv2d(fine, weight_fine, self.out.bias) + upsampled
         if self.normalize:  # over the channels of each pixel (layer_norm normalises the last dimension)
             features = F.layer_norm(features.permute(0, 2, 3, 1), features.shape[1:2]).permute(0, 3, 1, 2)
+            if self.gain != 1.0:
+                features = features * self.gain
         return features
 
 

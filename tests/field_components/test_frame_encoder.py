@@ -1,5 +1,6 @@
 """The frame encoder and its feature bank: the output convolution computed cheaply, features normalised per pixel
-(and encoders saved before that load without it), and features of neighbour frames kept between training steps."""
+and scaled by a fixed gain (encoders saved before either option load without it), and features of neighbour frames
+kept between training steps."""
 
 from typing import Optional
 
@@ -28,7 +29,9 @@ def test_the_split_output_convolution_equals_the_convolution_of_the_concatenated
 def test_normalised_features_stay_bounded_however_large_the_weights_grow():
     torch.manual_seed(0)
     plain = FrameEncoder(FrameEncoderConfig(feature_dim=5, hidden_dim=4, normalize_features=False))
-    normalised = FrameEncoder(FrameEncoderConfig(feature_dim=5, hidden_dim=4, normalize_features=True))
+    normalised = FrameEncoder(
+        FrameEncoderConfig(feature_dim=5, hidden_dim=4, normalize_features=True, feature_gain=1.0)
+    )
     normalised.load_state_dict(plain.state_dict())  # the option adds no parameters
     images = torch.rand(2, 3, 20, 28)
     with torch.no_grad():
@@ -41,6 +44,20 @@ def test_normalised_features_stay_bounded_however_large_the_weights_grow():
     # the same features up to each pixel's offset and scale
     expected = (raw - raw.mean(1, keepdim=True)) / raw.var(1, unbiased=False, keepdim=True).add(1e-5).sqrt()
     assert torch.allclose(features, expected, atol=1e-4)
+
+
+def test_the_feature_gain_sets_the_size_of_the_normalised_features_and_old_runs_load_without_it():
+    torch.manual_seed(0)
+    unit = FrameEncoder(FrameEncoderConfig(feature_dim=5, hidden_dim=4, feature_gain=1.0))
+    scaled = FrameEncoder(FrameEncoderConfig(feature_dim=5, hidden_dim=4, feature_gain=5.0))
+    scaled.load_state_dict(unit.state_dict())  # the gain is fixed, not a parameter
+    images = torch.rand(2, 3, 20, 28)
+    rms = scaled(images).square().mean(dim=1).sqrt()
+    assert torch.allclose(rms, torch.full_like(rms, 5.0), atol=1e-3)
+    assert torch.allclose(scaled(images), 5.0 * unit(images), atol=1e-5)
+    saved = "!!python/object:semflow_ns.field_components.frame_encoder.FrameEncoderConfig\nnormalize_features: true\n"
+    assert FrameEncoder(yaml.load(saved, Loader=yaml.Loader)).gain == 1.0
+    assert FrameEncoder(yaml.load(yaml.dump(FrameEncoderConfig(feature_gain=5.0)), Loader=yaml.Loader)).gain == 5.0
 
 
 def test_an_encoder_saved_before_normalisation_existed_loads_without_it():
