@@ -82,9 +82,7 @@ class FrameEncoder(nn.Module):
         upsampled = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
         features = F.conv2d(fine, weight_fine, self.out.bias) + upsampled
         if self.normalize:  # over the channels of each pixel (layer_norm normalises the last dimension)
-            features = F.layer_norm(features.permute(0, 2, 3, 1), features.shape[1:2]).permute(0, 3, 1, 2)
-            if self.gain != 1.0:
-                features = features * self.gain
+            features = self.gain * F.layer_norm(features.permute(0, 2, 3, 1), features.shape[1:2]).permute(0, 3, 1, 2)
         return features
 
 
