@@ -1,17 +1,20 @@
 """How right are the labels carried along the optical flow, by how far they travelled?
 
 With labels on some frames only, the training set gives every unlabelled frame the labels of its nearest
-labelled frame carried along the stored optical flow (``semflow_ns.data.datasets.flow_labels``), kept where the
-flow passed the forward-backward check at every hop, and the model weights each by 2^(-hops / half-life)
-(``--pipeline.model.flow-label-half-life``). This benchmark builds those guesses exactly as training does, for
+labelled frame carried along the stored optical flow (``semflow_ns.data.datasets.flow_labels``), and the model
+weights each by 2^(-hops / half-life) (``--pipeline.model.flow-label-half-life``), each hop whose flow failed the
+forward-backward check counting ``--pipeline.model.flow-label-unchecked-hops`` more. This benchmark builds those guesses exactly as training does, for
 each scene and task preset, and scores them against the withheld ground truth (used only to score), grouped by
 the frames' distance to the nearest labelled frame (in a tracking task, the hops of every guess of the frame):
 
-- ``covered``: share of the pixels of those frames that get a guess;
-- ``accuracy``: share of the guessed pixels whose class is right;
-- ``fg J``: intersection over union of the foreground (any class but 0) on the guessed pixels: the part that
+- ``checked``: share of the pixels of those frames whose guess passed the check at every hop;
+- ``accuracy``: share of the checked guesses whose class is right;
+- ``fg J``: intersection over union of the foreground (any class but 0) on the checked pixels: the part that
   matters for tracking, since most pixels are background;
-- ``weight``: the loss weight a guess at the range's mean distance gets with ``--half-life``.
+- ``frame fg J, checked`` and ``frame fg J, all``: foreground J over the whole frame of the checked guesses
+  only, and of every guess, checked or not (pixels without a guess count as background); the second is what 2D
+  propagation alone would predict;
+- ``weight``: the loss weight a checked guess at the range's mean distance gets with ``--half-life``.
 
     python benchmarks/benchmark_carried_labels.py                          # the demo
     python benchmarks/benchmark_carried_labels.py --no-demo --data data/car-shadow data/dog
@@ -66,12 +69,13 @@ def score_scene(scene: Path, task: str) -> list[dict]:
     held = [
         f if i in labelled else dataclasses.replace(f, semantics=None, instances=None) for i, f in enumerate(frames)
     ]
-    counts = np.zeros((len(BINS), 6), dtype=np.int64)  # guessed, correct, fg inter, fg union, pixels, hops sum
+    counts = np.zeros((len(BINS), 10), dtype=np.int64)  # checked, correct, fg inter, fg union, pixels, hops sum,
+    # over the whole frame fg inter and union of the checked guesses and of every guess
     for index, guess in enumerate(flow_labels(held)):
         if guess is None or index in labelled or frames[index].semantics is None:
             continue
         truth = read_ids(frames[index].semantics, guess.classes.shape)
-        guessed = guess.classes != NO_LABEL
+        guessed = (guess.classes != NO_LABEL) & (guess.unchecked == 0)
         distance = min(abs(index - i) for i in labelled)  # the hops of every guess in a tracking task
         row = next(r for r, (low, high) in enumerate(BINS) if low <= distance <= high)
         predicted, actual = (guess.classes > 0) & guessed, (truth > 0) & guessed
@@ -82,9 +86,24 @@ def score_scene(scene: Path, task: str) -> list[dict]:
             (predicted | actual).sum(),
             truth.size,
             distance * truth.size,
+            (predicted & (truth > 0)).sum(),
+            (predicted | (truth > 0)).sum(),
+            ((guess.classes > 0) & (truth > 0)).sum(),
+            ((guess.classes > 0) | (truth > 0)).sum(),
         )
     rows = []
-    for (low, high), (guessed, correct, inter, union, pixels, hops) in zip(BINS, counts, strict=True):
+    for (low, high), (
+        guessed,
+        correct,
+        inter,
+        union,
+        pixels,
+        hops,
+        inter_frame,
+        union_frame,
+        inter_all,
+        union_all,
+    ) in zip(BINS, counts, strict=True):
         if pixels:
             rows.append(
                 {
@@ -94,9 +113,11 @@ def score_scene(scene: Path, task: str) -> list[dict]:
                     if low == high
                     else (f"{low}-{high}" if high < 10_000 else f"{low}+"),
                     "mean_distance": float(hops / pixels),
-                    "covered": float(guessed / pixels),
+                    "checked": float(guessed / pixels),
                     "accuracy": float(correct / guessed) if guessed else None,
                     "fg_j": float(inter / union) if union else None,
+                    "frame_fg_j_checked": float(inter_frame / union_frame) if union_frame else None,
+                    "frame_fg_j_all": float(inter_all / union_all) if union_all else None,
                 }
             )
     return rows
@@ -116,14 +137,22 @@ def main(args: Args) -> None:
         for task in args.tasks:
             rows += score_scene(Path(scene), task)
     table = Table(title=f"labels carried along the optical flow (weight: half-life {args.half_life:g} hops)")
-    for column in ("scene", "task", "frames from labels", "covered", "accuracy", "fg J", "weight"):
+    columns = ("scene", "task", "frames from labels", "checked", "accuracy", "fg J")
+    for column in (*columns, "frame fg J, checked", "frame fg J, all", "weight"):
         table.add_column(column)
     for r in rows:
         accuracy = "–" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
         fg_j = "–" if r["fg_j"] is None else f"{r['fg_j']:.3f}"
         weight = 2.0 ** (-r["mean_distance"] / args.half_life)
         table.add_row(
-            r["scene"], r["task"], r["frames_from_labels"], f"{r['covered']:.2f}", accuracy, fg_j, f"{weight:.2f}"
+            r["scene"],
+            r["task"],
+            r["frames_from_labels"],
+            f"{r['checked']:.2f}",
+            accuracy,
+            fg_j,
+            *("–" if r[key] is None else f"{r[key]:.3f}" for key in ("frame_fg_j_checked", "frame_fg_j_all")),
+            f"{weight:.2f}",
         )
     CONSOLE.print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 SplitLogits = Callable[[Tensor], tuple[Tensor, Optional[Tensor]]]
 """Splits the semantic heads' logits into (class logits, instance logits or None)."""
 
-FLOW_LABEL_KEYS = ("flow_labels", "flow_label_hops", "flow_instances")
+FLOW_LABEL_KEYS = ("flow_labels", "flow_label_hops", "flow_label_unchecked", "flow_instances")
 """Batch keys of the labels carried along the optical flow (see :class:`SemanticFlowDataset`)."""
 
 OPTICAL_FLOW_KEYS = {"next": "flow_fwd", "prev": "flow_bwd"}
@@ -50,8 +50,9 @@ def label_losses(
     moving_rays: Optional[Float[Tensor, "num_rays 1"]] = None,
 ) -> dict[str, Tensor]:
     """Cross entropy of the full, dynamic and static (static pixels only) renders of class and instance logits;
-    given ``carried`` (the batch's ``flow_labels``, ``flow_label_hops`` and, with instances, ``flow_instances``),
-    the same against the labels carried along the optical flow, weighted by how far they travelled.
+    given ``carried`` (the batch's ``flow_labels``, ``flow_label_hops``, ``flow_label_unchecked`` and, with
+    instances, ``flow_instances``), the same against the labels carried along the optical flow, weighted by how far
+    they travelled (see :func:`carried_label_weight`).
 
     ``moving_rays`` (1 on pixels known to move; needs the outputs ``label_logits_static_part`` and
     ``label_logits_static_fixed_head``, the static field's share of the full render with and without the head's
@@ -67,8 +68,7 @@ def label_losses(
         outputs = {**outputs, "label_logits": outputs["label_logits"] - static_part + static_share}
     weight = None
     if carried is not None and config.flow_label_loss_mult > 0:
-        hops = carried["flow_label_hops"]
-        weight = config.flow_label_loss_mult * torch.exp2(-hops / config.flow_label_half_life)
+        weight = config.flow_label_loss_mult * carried_label_weight(config, carried)
     for suffix, mult, mask in (
         ("", config.semantic_loss_mult, None),
         ("_dynamic", config.semantic_dynamic_loss_mult, None),
@@ -91,6 +91,16 @@ def label_losses(
                 instances, carried["flow_instances"], weights=weight
             )
     return out
+
+
+def carried_label_weight(config: "SemanticFlowModelConfig", carried: dict[str, Tensor]) -> Tensor:
+    """Weight of each carried label: halved every ``flow_label_half_life`` hops, each hop that failed the
+    forward-backward check counting ``flow_label_unchecked_hops`` more (inf: such labels get no weight)."""
+    hops, unchecked = carried["flow_label_hops"], carried.get("flow_label_unchecked")
+    if unchecked is not None:
+        penalty = unchecked * config.flow_label_unchecked_hops
+        hops = hops + torch.where(unchecked > 0, penalty, torch.zeros_like(penalty))  # 0 x inf is nan
+    return torch.exp2(-hops / config.flow_label_half_life)
 
 
 def warped_losses(

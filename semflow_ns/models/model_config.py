@@ -154,6 +154,12 @@ class SemanticFlowModelConfig(ModelConfig):
     frames the labels travelled. Not in the paper. Only where some frames have labels and others not (0 = off)."""
     flow_label_half_life: float = 3.0
     """Frames of optical-flow travel after which a carried label counts half (see ``flow_label_loss_mult``)."""
+    flow_label_unchecked_hops: float = 3.0
+    """Extra frames of travel charged to a carried label for every hop whose optical flow failed the
+    forward-backward check at the pixel (occlusions, and motion too fast for the flow to agree with itself: a
+    dancer's legs, a car's front). Such labels are right far less often, but dropping them left fast-moving
+    objects without labels next to the labelled frames, where 2D propagation is best (tracking-first,
+    README "Label-subset tasks"). inf: they get no weight (before 2026-12-06)."""
     depth_loss_mult: float = 0.05
     """Depth supervision where the scene measures depth (SfM points of each frame, ``sparse_depth_path``; depth
     maps, ``depth_path``): confidence-weighted L1 of log z-depth, rendered against measured (0 = off). Scenes

@@ -132,14 +132,16 @@ def test_outward_label_propagation_teaches_only_frames_farther_from_the_labels(d
     assert float(_propagation_losses(config, warped, labels, teacher)["semantic_propagation_next"]) > 0, "both ways"
 
 
-def _carried_label_losses(hops: float, **config) -> dict[str, torch.Tensor]:
-    """label_losses of 4 unlabelled rays whose carried labels (class 1, instance 2) travelled ``hops`` frames."""
+def _carried_label_losses(hops: float, unchecked: float = 0.0, **config) -> dict[str, torch.Tensor]:
+    """label_losses of 4 unlabelled rays whose carried labels (class 1, instance 2) travelled ``hops`` frames,
+    ``unchecked`` of them failing the forward-backward check."""
     cfg = SemanticFlowModelConfig(**config)
     logits = torch.zeros(4, 2 + 3)  # 2 classes, 3 instance ids: uniform
     outputs = {f"label_logits{s}": logits for s in ("", "_dynamic", "_static")}
     carried = {
         "flow_labels": torch.ones(4, 1, dtype=torch.long),
         "flow_label_hops": torch.full((4, 1), hops),
+        "flow_label_unchecked": torch.full((4, 1), unchecked),
         "flow_instances": torch.full((4, 1), 2, dtype=torch.long),
     }
     unlabelled = torch.full((4, 1), -1, dtype=torch.long)
@@ -161,6 +163,17 @@ def test_carried_labels_train_every_render_and_halve_their_weight_every_half_lif
     assert "semantic_flow_labels_static" in near and "instance_flow_labels_static" not in near
     off = _carried_label_losses(1.0, flow_label_loss_mult=0.0)
     assert not any("flow_labels" in key for key in off)
+
+
+def test_each_unchecked_hop_of_a_carried_label_counts_as_more_travel():
+    checked, unchecked = _carried_label_losses(2.0), _carried_label_losses(2.0, unchecked=1.0)
+    cfg = SemanticFlowModelConfig()
+    ratio = unchecked["semantic_flow_labels"] / checked["semantic_flow_labels"]
+    assert ratio.item() == pytest.approx(2 ** (-cfg.flow_label_unchecked_hops / cfg.flow_label_half_life))
+    dropped = _carried_label_losses(2.0, unchecked=1.0, flow_label_unchecked_hops=math.inf)
+    assert dropped["semantic_flow_labels"].item() == 0.0
+    kept = _carried_label_losses(2.0, flow_label_unchecked_hops=math.inf)  # checked labels keep their weight
+    assert kept["semantic_flow_labels"].item() == pytest.approx(checked["semantic_flow_labels"].item())
 
 
 @pytest.mark.parametrize("from_moving", [False, True])

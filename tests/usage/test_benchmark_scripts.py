@@ -292,9 +292,10 @@ def test_carried_label_benchmark_scores_the_training_guesses_by_distance(tiny_sc
     assert [r["frames_from_labels"] for r in rows] == ["1", "2-3", "4-6", "7-10"]  # 8 frames, frame 0 labelled
     assert [r["mean_distance"] for r in rows] == [1.0, 2.5, 5.0, 7.0]
     _, valid = read_flow(load_scene(tiny_scene).frames[1].flow_bwd)
-    assert rows[0]["covered"] == pytest.approx(valid.mean())  # one hop: every pixel whose flow passed the check
+    assert rows[0]["checked"] == pytest.approx(valid.mean())  # one hop: every pixel whose flow passed the check
     assert all(0.5 < r["accuracy"] <= 1.0 for r in rows)
-    assert rows[-1]["covered"] <= rows[0]["covered"]
+    assert rows[-1]["checked"] <= rows[0]["checked"]
+    assert all(0.0 < r[key] <= 1.0 for r in rows for key in ("frame_fg_j_checked", "frame_fg_j_all"))
     failed = run_cli(sys.executable, script, "--no-demo", "--data", str(tiny_scene), "--tasks", "withheld-every-8",
                      "--output", str(out), check=False)  # fmt: skip
     assert failed.returncode != 0 and "labels every frame" in failed.stderr

@@ -2,13 +2,16 @@
 
 When only some frames of a video keep training labels, the stored optical flow gives every unlabelled frame a
 guess of its labels: the labels of the nearest labelled frame, warped one frame at a time (backward warping,
-nearest neighbour, as the ``flow`` baseline of :mod:`semflow_ns.eval.baselines` does). A guess is kept only at
-the pixels whose flow passed the forward-backward check at every hop of the chain (an occluded or disoccluded
-pixel breaks it), and it carries its ``hops``: how many frames it travelled. The model trains on these guesses
-with a weight that halves every ``flow_label_half_life`` hops (``SemanticFlowModelConfig``): next to the labels
-2D propagation is nearly exact, and far from them its drift is what the 3D field must correct.
+nearest neighbour, as the ``flow`` baseline of :mod:`semflow_ns.eval.baselines` does). Each guess carries its
+``hops`` (how many frames it travelled) and, of those, how many were ``unchecked``: hops whose flow failed the
+forward-backward check at the pixel (an occlusion, a disocclusion, or motion too fast for the flow to agree
+with itself, e.g. a dancer's legs). The model trains on the guesses with a weight that halves every
+``flow_label_half_life`` hops, each unchecked hop counting ``flow_label_unchecked_hops`` more
+(``SemanticFlowModelConfig``): next to the labels 2D propagation is nearly exact, and far from them its drift is
+what the 3D field must correct.
 
-Between two labelled frames a pixel takes the guess with fewer hops (the forward sweep wins ties).
+Between two labelled frames a pixel takes the guess with fewer unchecked hops, then the one with fewer hops
+(the forward sweep wins ties).
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ NO_LABEL = -1
 
 @dataclass(frozen=True)
 class FlowLabels:
-    """The guess of one frame: ids [H, W] int32 (``NO_LABEL`` where there is none) and hops [H, W] float16 (inf
-    where there is none; small to keep a long video's guesses in memory)."""
+    """The guess of one frame: ids [H, W] int32 (``NO_LABEL`` where there is none), hops [H, W] float16 (inf
+    where there is none; small to keep a long video's guesses in memory) and, of those, the unchecked hops
+    [H, W] float16 (0 where every hop passed the forward-backward check)."""
 
     classes: np.ndarray
     instances: Optional[np.ndarray]
     hops: np.ndarray
+    unchecked: np.ndarray
 
 
 def warp_labels(labels: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -81,6 +86,7 @@ def _sweep(
                 read_ids(frame.semantics, shape),
                 read_ids(frame.instances, shape) if instances and frame.instances is not None else None,
                 np.zeros(shape, dtype=np.float16),
+                np.zeros(shape, dtype=np.float16),
             )
             continue
         path = frame.flow_bwd if direction > 0 else frame.flow_fwd
@@ -92,11 +98,11 @@ def _sweep(
             current = None
             continue
         classes = warp_labels(current.classes, flow)
-        classes[~valid] = NO_LABEL
         kept = classes != NO_LABEL
         carried = None if current.instances is None else np.where(kept, warp_labels(current.instances, flow), NO_LABEL)
         hops = np.where(kept, warp_labels(current.hops, flow) + 1.0, np.inf).astype(np.float16)
-        current = FlowLabels(classes, carried, hops)
+        unchecked = np.where(kept, warp_labels(current.unchecked, flow) + ~valid, 0.0).astype(np.float16)
+        current = FlowLabels(classes, carried, hops, unchecked)
         out[index] = current
     return out
 
@@ -121,12 +127,13 @@ def flow_labels(frames: Sequence[FrameRecord], instances: bool = False) -> list[
         if a is None or b is None:
             out.append(a if a is not None else b)
             continue
-        take_b = b.hops < a.hops
+        take_b = (b.unchecked < a.unchecked) | ((b.unchecked == a.unchecked) & (b.hops < a.hops))
         out.append(
             FlowLabels(
                 np.where(take_b, b.classes, a.classes),
                 None if a.instances is None or b.instances is None else np.where(take_b, b.instances, a.instances),
                 np.where(take_b, b.hops, a.hops),
+                np.where(take_b, b.unchecked, a.unchecked),
             )
         )
     return out

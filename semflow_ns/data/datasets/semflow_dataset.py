@@ -51,8 +51,10 @@ class SemanticFlowDataset(InputDataset):
         scene: [N, 1] uint8 index of the image's scene. Only in multi-scene runs (at most 256 scenes).
         flow_labels / flow_instances: [N, 1] int64, labels carried along the optical flow from the nearest
             labelled frame (-1: none; see :mod:`~semflow_ns.data.datasets.flow_labels`), and
-        flow_label_hops: [N, 1] float32, the frames each travelled (inf: none). Only in the training split of a
-            single scene where some frames have labels and others not; instances only when the scene has them.
+        flow_label_hops: [N, 1] float32, the frames each travelled (inf: none), and
+        flow_label_unchecked: [N, 1] float32, how many of those failed the forward-backward check. Only in the
+            training split of a single scene where some frames have labels and others not; instances only when the
+            scene has them.
         withheld: [N, 1] uint8, 1 on video frames left out of training (the pixel sampler never draws them).
             Only when the scene has such frames (``--withheld-frames``).
         depth: [N, 2] float32, the z-depth to supervise (world units) and its confidence in [0, 1] (0: none).
@@ -125,6 +127,7 @@ class SemanticFlowDataset(InputDataset):
         if carried is None:
             out = {"flow_labels": torch.full((height, width, 1), NO_LABEL, dtype=torch.long)}
             out["flow_label_hops"] = torch.full((height, width, 1), float("inf"))
+            out["flow_label_unchecked"] = torch.zeros((height, width, 1))
             if self.info.instances:
                 out["flow_instances"] = out["flow_labels"].clone()
             return out
@@ -137,6 +140,7 @@ class SemanticFlowDataset(InputDataset):
         out = {
             "flow_labels": torch.from_numpy(resized(carried.classes).astype(np.int64))[..., None],
             "flow_label_hops": torch.from_numpy(resized(carried.hops.astype(np.float32)))[..., None],
+            "flow_label_unchecked": torch.from_numpy(resized(carried.unchecked.astype(np.float32)))[..., None],
         }
         if self.info.instances:
             instances = carried.instances if carried.instances is not None else np.full_like(carried.classes, NO_LABEL)
@@ -156,7 +160,8 @@ class SemanticFlowDataset(InputDataset):
         self, frame: FrameRecord, semantics: torch.Tensor, image_idx: int, carried: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
         """The labels' moving classes where there are labels; the motion mask on unlabelled frames and pixels, and
-        moving wherever ``carried`` (labels carried along the optical flow) has a moving class: the mask missed it."""
+        moving wherever ``carried`` (labels carried along the optical flow, ``NO_LABEL`` where they are not to be
+        trusted) has a moving class: the mask missed it."""
         if frame.semantics is None:
             motion = self._mask_motion(frame, image_idx)
         else:
@@ -174,7 +179,10 @@ class SemanticFlowDataset(InputDataset):
         frame = self.frames[image_idx]
         semantics = self._ids(frame.semantics, image_idx)
         carried = self._flow_labels(image_idx) if self.flow_labels else {}
-        out = {"semantics": semantics, "motion": self._motion(frame, semantics, image_idx, carried.get("flow_labels"))}
+        checked = None  # only a carry that passed every forward-backward check marks a pixel moving
+        if carried:
+            checked = carried["flow_labels"].masked_fill(carried["flow_label_unchecked"] > 0, NO_LABEL)
+        out = {"semantics": semantics, "motion": self._motion(frame, semantics, image_idx, checked)}
         out.update(carried)
         if self.info.instances:
             out["instances"] = self._ids(frame.instances, image_idx)

@@ -67,17 +67,19 @@ def test_labels_follow_the_square_and_count_their_hops(tmp_path):
         np.testing.assert_array_equal(guess.classes[:, 4:], square(t)[:, 4:])  # left border: clamped source
         np.testing.assert_array_equal(guess.instances[:, 4:], square(t, 7)[:, 4:])
         assert np.all(guess.hops[guess.classes != NO_LABEL] == t)
+        assert np.all(guess.unchecked == 0)
 
 
-def test_a_failed_forward_backward_check_breaks_the_chain_from_there_on(tmp_path):
+def test_a_failed_forward_backward_check_is_counted_and_carried_on(tmp_path):
     broken = np.zeros((SIZE, SIZE), bool)
     broken[:, :8] = True  # frame 2's left half: occluded
     carried = flow_labels(square_video(tmp_path, {0}, invalid_bwd=(2, broken)))
-    assert np.all(carried[1].classes != NO_LABEL)
-    assert np.all(carried[2].classes[:, :8] == NO_LABEL) and np.all(carried[2].classes[:, 8:] != NO_LABEL)
-    assert np.all(np.isinf(carried[2].hops[:, :8]))
-    # frame 3 samples frame 2 two pixels to the left: the gap moves with the flow
-    assert np.all(carried[3].classes[:, :10] == NO_LABEL) and np.all(carried[3].classes[:, 10:] != NO_LABEL)
+    assert np.all(carried[1].unchecked == 0)
+    np.testing.assert_array_equal(carried[2].classes[:, 4:], square(2)[:, 4:])  # the labels still travel
+    assert np.all(carried[2].unchecked[:, :8] == 1) and np.all(carried[2].unchecked[:, 8:] == 0)
+    assert np.all(carried[2].hops == 2)
+    # frame 3 samples frame 2 two pixels to the left: the unchecked band moves with the flow
+    assert np.all(carried[3].unchecked[:, :10] == 1) and np.all(carried[3].unchecked[:, 10:] == 0)
 
 
 def test_between_two_labelled_frames_the_nearer_one_wins(tmp_path):
@@ -86,6 +88,15 @@ def test_between_two_labelled_frames_the_nearer_one_wins(tmp_path):
     assert np.all(carried[1].hops == 1) and np.all(carried[3].hops == 1)  # 3 is reached from 4, backwards
     assert np.all(carried[2].hops == 2)
     np.testing.assert_array_equal(carried[3].classes[:, :12], square(3)[:, :12])  # right border: clamped
+
+
+def test_between_two_labelled_frames_a_checked_guess_wins_over_a_nearer_unchecked_one(tmp_path):
+    broken = np.ones((SIZE, SIZE), bool)
+    broken[:, 8:] = False
+    carried = flow_labels(square_video(tmp_path, {0, 3}, invalid_bwd=(1, broken)))  # frame 1's left half fails
+    # frame 1: the forward guess (1 hop) is unchecked on the left half; the backward one (2 hops) is checked
+    assert np.all(carried[1].hops[:, :8] == 2) and np.all(carried[1].hops[:, 8:] == 1)
+    assert np.all(carried[1].unchecked == 0)
 
 
 def test_nothing_to_carry_without_a_label_subset_or_past_a_missing_flow(tmp_path):
@@ -107,15 +118,18 @@ def test_the_dataset_carries_the_labels_of_a_label_subset(tiny_scene: Path):
     carried, hops = item["flow_labels"][..., 0], item["flow_label_hops"][..., 0]
     assert item["flow_labels"].dtype == torch.int64 and hops.dtype == torch.float32
     assert "flow_instances" in item
-    known = carried != NO_LABEL
-    assert known.float().mean() > 0.5 and set(hops[known].unique().tolist()) == {2.0}  # frame 3 is the last labelled
+    known, checked = carried != NO_LABEL, item["flow_label_unchecked"][..., 0] == 0
+    assert known.all() and set(hops.unique().tolist()) == {2.0}  # frame 3 is the last labelled
+    assert checked.float().mean() > 0.5
     truth = torch.from_numpy(read_label_image(scene.frames[5].semantics))
-    assert (carried[known] == truth[known]).float().mean() > 0.9
+    assert (carried[checked] == truth[checked]).float().mean() > 0.9
+    assert (carried[~checked] == truth[~checked]).float().mean() < (carried[checked] == truth[checked]).float().mean()
     assert int((item["semantics"] >= 0).sum()) == 0, "the withheld labels stay withheld"
-    moving_class = torch.isin(carried, subset.dynamic_ids)
+    moving_class = torch.isin(carried, subset.dynamic_ids) & checked
     assert moving_class.any() and (item["motion"][..., 0][moving_class] == 1).all(), "a carried moving class moves"
     motion_mask = subset._motion(subset.frames[5], item["semantics"], 5)[..., 0]  # without the carried labels
-    assert torch.equal(item["motion"][..., 0][~moving_class], motion_mask[~moving_class])
+    assert torch.equal(item["motion"][..., 0][~moving_class], motion_mask[~moving_class]), "unless unchecked"
+    assert (torch.isin(carried, subset.dynamic_ids) & ~checked & (motion_mask != 1)).any(), "the case is tested"
 
 
 def test_no_carried_labels_when_every_frame_is_labelled(tiny_scene: Path):
