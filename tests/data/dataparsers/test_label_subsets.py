@@ -60,8 +60,9 @@ def test_dataset_ignores_labels_and_motion_outside_the_subset(scene_copy: Path) 
     kept, withheld = data[1], data[2]
     assert bool(torch.all(kept["semantics"] >= 0)) and set(kept["motion"].unique().tolist()) <= {0.0, 1.0}
     assert bool(torch.all(withheld["semantics"] == IGNORE_ID)) and bool(torch.all(withheld["instances"] == IGNORE_ID))
-    # the mask came from the labels: withheld too, except where a moving class was carried along the flow
-    carried_moving = torch.isin(withheld["flow_labels"], data.dynamic_ids)
+    # the mask came from the labels: withheld too, except where a moving class was carried along the flow with
+    # every hop checked
+    carried_moving = torch.isin(withheld["flow_labels"], data.dynamic_ids) & (withheld["flow_label_unchecked"] == 0)
     assert bool(torch.all(withheld["motion"][~carried_moving] == -1))
     assert bool(torch.all(withheld["motion"][carried_moving] == 1))
     assert float(withheld["flow_fwd_valid"].sum()) > 0  # flow is still used

@@ -135,11 +135,14 @@ def test_unlabelled_frame_uses_ignore_ids_and_its_motion_mask(scene_copy: Path) 
         assert item["semantics"].shape == (H, W, 1) and bool(torch.all(item["semantics"] == IGNORE_ID))
         assert item["instances"].shape == (H, W, 1) and bool(torch.all(item["instances"] == IGNORE_ID))
     expected = np.where(mask == MOTION_UNKNOWN, -1.0, (mask > 127).astype(np.float32))
-    carried_moving = torch.isin(with_mask["flow_labels"][..., 0], data.dynamic_ids).numpy()
-    expected = np.where(carried_moving, 1.0, expected)  # a moving class carried along the flow moves
+    checked = (with_mask["flow_label_unchecked"][..., 0] == 0).numpy()
+    carried_moving = torch.isin(with_mask["flow_labels"][..., 0], data.dynamic_ids).numpy() & checked
+    expected = np.where(carried_moving, 1.0, expected)  # a moving class carried along the flow (checked) moves
     np.testing.assert_array_equal(with_mask["motion"][..., 0].numpy(), expected)
-    # unknown: neither labels nor a motion mask, except where a moving class was carried along the flow
-    carried_moving = torch.isin(without_mask["flow_labels"], data.dynamic_ids)
+    # unknown: neither labels nor a motion mask, except where a moving class was carried along the flow (checked)
+    carried_moving = torch.isin(without_mask["flow_labels"], data.dynamic_ids) & (
+        without_mask["flow_label_unchecked"] == 0
+    )
     assert (without_mask["motion"][~carried_moving] == -1).all() and (without_mask["motion"][carried_moving] == 1).all()
     dynamic = data.info.dynamic_class_ids
     np.testing.assert_array_equal(labelled["motion"].numpy(), np.isin(labelled["semantics"].numpy(), dynamic))
