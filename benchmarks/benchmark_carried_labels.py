@@ -3,9 +3,10 @@
 With labels on some frames only, the training set gives every unlabelled frame the labels of its nearest
 labelled frame carried along the stored optical flow (``semflow_ns.data.datasets.flow_labels``), and the model
 weights each by 2^(-hops / half-life) (``--pipeline.model.flow-label-half-life``), each hop whose flow failed the
-forward-backward check counting ``--pipeline.model.flow-label-unchecked-hops`` more. This benchmark builds those guesses exactly as training does, for
-each scene and task preset, and scores them against the withheld ground truth (used only to score), grouped by
-the frames' distance to the nearest labelled frame (in a tracking task, the hops of every guess of the frame):
+forward-backward check counting ``--pipeline.model.flow-label-unchecked-hops`` more. This benchmark builds those
+guesses exactly as training does, for each scene and task preset, and scores them against the withheld ground
+truth (used only to score), grouped by the frames' distance to the nearest labelled frame (in a tracking task,
+the hops of every guess of the frame):
 
 - ``checked``: share of the pixels of those frames whose guess passed the check at every hop;
 - ``accuracy``: share of the checked guesses whose class is right;

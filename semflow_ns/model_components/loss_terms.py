@@ -98,8 +98,7 @@ def carried_label_weight(config: "SemanticFlowModelConfig", carried: dict[str, T
     forward-backward check counting ``flow_label_unchecked_hops`` more (inf: such labels get no weight)."""
     hops, unchecked = carried["flow_label_hops"], carried.get("flow_label_unchecked")
     if unchecked is not None:
-        penalty = unchecked * config.flow_label_unchecked_hops
-        hops = hops + torch.where(unchecked > 0, penalty, torch.zeros_like(penalty))  # 0 x inf is nan
+        hops = hops + torch.where(unchecked > 0, unchecked * config.flow_label_unchecked_hops, 0.0)  # 0 x inf is nan
     return torch.exp2(-hops / config.flow_label_half_life)
 
 
