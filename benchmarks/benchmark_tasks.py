@@ -8,13 +8,14 @@ and scored: new views along the camera path, for the models only).
 Predictors, on the same frames and scored by the same code (``image_metrics``):
 
 - ``semantic-flow``: the default model, trained with ``ns-train``'s Trainer (with labels on some frames only, it
-  propagates them along the scene flow: see ``SemanticFlowModelConfig.semantic_propagation_loss_mult``);
+  trains on the labels carried along the optical flow too: see ``SemanticFlowModelConfig.flow_label_loss_mult``);
 - ``point-head``: the same with ``configs/ablation-point-semantics.txt`` (the head sees only the point's
   own feature: the paper's "dynamic NeRF + semantic head" baseline);
 - ``semantic-flow-detached``: the default model with ``configs/trajectory-detached.txt`` (semantic losses do
   not reach the scene flow through the trajectory; the official code's choice);
-- ``semantic-flow-propagation``: ``configs/label-propagation.txt`` (the same options, given explicitly);
-- ``semantic-flow-no-propagation``: the model as it was before label propagation became the default for
+- ``semantic-flow-propagation``: ``configs/label-propagation.txt`` (label propagation along the scene flow on,
+  outward, with the flow-features-only head: the default for partial labels until 2026-12-06);
+- ``semantic-flow-no-propagation``: the model as it was before label propagation first became the default for
   partial labels (no propagation, the head also sees the field features);
 - ``copy``: 2D baseline, labels of the nearest labelled frame;
 - ``flow``: 2D baseline, labels of the last labelled frame carried along the scene's optical flow.

@@ -492,19 +492,30 @@ def test_labels_carried_along_the_optical_flow_reach_the_loss_of_a_label_subset(
 
 
 @pytest.mark.parametrize(
-    ("label_frames", "propagation", "field_features"), [("all", 0.0, True), ("first:50%", 0.3, False)]
+    ("label_frames", "legacy_propagation", "field_features"), [("all", 0.0, True), ("first:50%", 0.3, False)]
 )
-def test_the_default_model_follows_which_frames_have_labels(tiny_scene, label_frames, propagation, field_features):
-    """With labels on some frames only, the default model carries them along the scene flow (outward label
-    propagation, a head on the flow features only) and holds the static head fixed on moving pixels; with every
-    frame labelled there is nothing to carry, and the static head learns from every pixel (the paper's loss)."""
+def test_the_default_model_follows_which_frames_have_labels(
+    tiny_scene, label_frames, legacy_propagation, field_features
+):
+    """With labels on some frames only, the default model has a head on the flow features only and holds the
+    static head fixed on moving pixels; with every frame labelled the static head learns from every pixel (the
+    paper's loss). Label propagation is off, except in configs saved when it was left to the data (None), which
+    resolve as they were trained: on with labels on some frames only."""
     config = semantic_flow_config()
     config.pipeline.datamanager.dataparser.data = tiny_scene
     config.pipeline.datamanager.dataparser.label_frames = label_frames
     shrink_model(config.pipeline.model)
-    assert config.pipeline.model.semantic_propagation_loss_mult is None  # left to the data
+    assert config.pipeline.model.semantic_propagation_loss_mult == 0.0
     model = config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0).model
-    assert model.config.semantic_propagation_loss_mult == propagation
+    assert model.config.semantic_propagation_loss_mult == 0.0
+    legacy = copy.deepcopy(config)
+    legacy.pipeline.model.semantic_propagation_loss_mult = None  # a config saved before 2026-12-06
+    assert (
+        legacy.pipeline.setup(
+            device="cpu", test_mode="val", world_size=1, local_rank=0
+        ).model.config.semantic_propagation_loss_mult
+        == legacy_propagation
+    )
     assert model.config.semantic_propagation_outward is True
     assert model.config.semantic_field_features is field_features
     assert config.pipeline.model.static_semantics_from_moving is None  # left to the data

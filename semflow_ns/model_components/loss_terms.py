@@ -140,6 +140,10 @@ def warped_losses(
             warped_classes, labels[rays], exists[rays]
         )
         propagating = unlabelled * exists[rays] * render.flow_valid[rays]
+        if config.semantic_propagation_flow_tolerance < float("inf"):
+            propagating = (
+                propagating * flow_agrees(induced, batch, name, config.semantic_propagation_flow_tolerance)[rays]
+            )
         if label_distance is not None:
             outward = label_distance[render.neighbour] > label_distance[warped.frames]
             propagating = propagating * outward[rays, None].to(propagating.dtype)
@@ -174,6 +178,17 @@ def flow_against_estimate(
     if rays is not None:
         estimate, valid = estimate[rays], valid[rays]
     return losses.optical_flow_loss(induced, estimate, valid * mask)
+
+
+def flow_agrees(
+    induced: Float[Tensor, "num_rays 2"], batch: dict[str, Any], direction: str, tolerance: float
+) -> Float[Tensor, "num_rays 1"]:
+    """1 on rays whose ``induced`` flow lies within ``tolerance`` pixels of the batch's estimated optical flow toward
+    ``direction``, where the estimate is forward-backward consistent; else 0 (no gradient)."""
+    key = OPTICAL_FLOW_KEYS[direction]
+    estimate, valid = batch[key].to(induced.device), batch[f"{key}_valid"].to(induced.device)
+    close = (induced.detach() - estimate).norm(dim=-1, keepdim=True) <= tolerance
+    return valid * close.to(valid.dtype)
 
 
 def static_flow_losses(

@@ -127,14 +127,23 @@ class SemanticFlowModelConfig(ModelConfig):
     """Cross entropy of the static field's semantic render, on static pixels."""
     semantic_consistency_loss_mult: float = 0.1
     """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against frame t's labels (each)."""
-    semantic_propagation_loss_mult: Optional[float] = None
+    semantic_propagation_loss_mult: Optional[float] = 0.0
     """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against the dynamic semantics
     rendered at t, on rays of frames without labels (each): carries labels along the scene flow, frame by frame,
-    into the unlabelled frames. Not in the paper. None (default): 0.3 when the scene has video frames without
-    training labels (and some with), else 0."""
+    into the unlabelled frames. Not in the paper. Off by default since 2026-12-06 (tenth session): with the labels
+    carried along the optical flow it drew trails of the object over a moving background (kite-surf's sea) and
+    scored lower on three of five shared clips (README, "Label propagation off"); ``configs/label-propagation.txt`` turns
+    it on (0.3). None (configs saved before): 0.3 when the scene has video frames without training labels (and
+    some with), else 0, as those runs were trained."""
     semantic_propagation_outward: bool = True
     """Label propagation only outward from the labelled frames: frame t teaches t±1 only when t±1 is farther from
     every labelled frame than t (False: in both directions)."""
+    semantic_propagation_flow_tolerance: float = float("inf")
+    """Label propagation only on rays whose scene flow follows the image: the optical flow it induces (through the
+    ray's mean warped point) lies within this many pixels of the estimated optical flow, where that estimate passed
+    its forward-backward check. inf (default): every ray that sees the dynamic part propagates. Only matters with
+    propagation on; 1 px kept car-shadow's gain from propagation on tracking-first and lost little of kite-surf's
+    from turning it off, in one run each (README, "Label propagation off")."""
     static_semantics_from_moving: Optional[bool] = None
     """The semantic losses of the full render also teach the static semantic head on pixels known to move (moving
     classes of the labels, a moving class carried along the optical flow, or the motion mask; True is the paper's
@@ -256,17 +265,18 @@ def resolve_field_resolutions(
 
 
 PARTIAL_LABEL_PROPAGATION = 0.3
-"""Label propagation weight of the default model on scenes with frames without training labels."""
+"""Label propagation weight on scenes with frames without training labels, for configs that leave it to the data
+(None: the default before 2026-12-06)."""
 
 
 def resolve_label_defaults(config: SemanticFlowModelConfig, labelled: Optional[list[bool]]) -> SemanticFlowModelConfig:
     """``config`` with the options left to the data (None) decided by which video frames keep training labels.
 
-    With labels on some frames only (a label subset, a video labelled on a few frames) the default model carries
-    the labels along the scene flow: label propagation outward from the labelled frames at
-    :data:`PARTIAL_LABEL_PROPAGATION`, a dynamic semantic head that sees the flow features only, and a static head
-    held fixed on moving pixels. With every frame labelled (or none, or unknown) there is nothing to propagate,
-    and every frame's labels correct the static head where a moving object once was.
+    With labels on some frames only (a label subset, a video labelled on a few frames) the default model has a
+    dynamic semantic head that sees the flow features only and a static head held fixed on moving pixels (and a
+    config saved with label propagation left to the data gets :data:`PARTIAL_LABEL_PROPAGATION`, outward from the
+    labelled frames). With every frame labelled (or none, or unknown) every frame's labels correct the static head
+    where a moving object once was.
     """
     partial = labelled is not None and any(labelled) and not all(labelled)
     resolved = {}

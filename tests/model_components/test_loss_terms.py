@@ -10,6 +10,7 @@ from nerfstudio.cameras.cameras import Cameras
 from semflow_ns.field_components.flow_aggregation import VideoCameras
 from semflow_ns.field_components.scene_flow import SceneFlow
 from semflow_ns.model_components.loss_terms import label_losses, regulariser_losses, static_flow_losses, warped_losses
+from semflow_ns.model_components.rendering import induced_flow
 from semflow_ns.model_components.warping import FlowRegularisers, WarpedRender, WarpedRenders
 from semflow_ns.models.model_config import SemanticFlowModelConfig
 
@@ -46,13 +47,17 @@ def _propagation_losses(
     label_distance: Optional[torch.Tensor] = None,
 ) -> dict[str, torch.Tensor]:
     """``warped_losses`` on a still, 4-frame video with zero optical flow (only the semantic terms matter)."""
-    cameras = torch.eye(4)[None, :3].expand(4, 3, 4)
-    video = VideoCameras(Cameras(camera_to_worlds=cameras, fx=10.0, fy=10.0, cx=5.0, cy=5.0, width=10, height=10))
+    video = _still_video()
     batch = {key: torch.zeros(NUM_RAYS, 2) for key in ("flow_fwd", "flow_bwd")}
     batch.update({f"{key}_valid": torch.ones(NUM_RAYS, 1) for key in ("flow_fwd", "flow_bwd")})
     image, pixels = torch.zeros(NUM_RAYS, 3), torch.zeros(NUM_RAYS, 2)
     split = lambda logits: (logits, None)  # noqa: E731
     return warped_losses(config, warped, split, video, image, labels, dynamic_logits, pixels, batch, label_distance)
+
+
+def _still_video() -> VideoCameras:
+    cameras = torch.eye(4)[None, :3].expand(4, 3, 4)
+    return VideoCameras(Cameras(camera_to_worlds=cameras, fx=10.0, fy=10.0, cx=5.0, cy=5.0, width=10, height=10))
 
 
 def test_a_constant_velocity_that_its_warps_undo_costs_only_slow_flow():
@@ -113,6 +118,37 @@ def test_label_propagation_pulls_warped_semantics_toward_frame_t_only_on_unlabel
     assert warped_logits.grad[1, 1] < 0, "descending the gradient raises the teacher's class"
     off = _propagation_losses(SemanticFlowModelConfig(), warped, labels, dynamic_logits)
     assert float(off["semantic_propagation_next"]) == 0.0, "off by default"
+
+
+def test_label_propagation_with_a_flow_tolerance_runs_only_where_the_scene_flow_follows_the_image():
+    """Four unlabelled dynamic rays whose mean warped point moves 1 px in the image; the estimated flow says 1 px
+    (ray 0), 2.5 px (ray 1), 4 px (ray 2), or failed its check (ray 3). Within 2 px rays 0 and 1 propagate."""
+    still = torch.zeros(NUM_RAYS, NUM_SAMPLES, 3)
+    points = torch.tensor([[0.0, 0.0, -2.0]]).expand(NUM_RAYS, 3)
+    pixels = torch.full((NUM_RAYS, 2), 5.0)  # the image centre, where (0, 0, -2) projects
+    moved = points + torch.tensor([0.2, 0.0, 0.0])  # 10 px x 0.2 / 2 = 1 px to the right
+    warped_logits = torch.zeros(NUM_RAYS, 2, requires_grad=True)
+    render = _warped(SceneFlow(still, still), still, still, label_logits=warped_logits, points=moved)
+    warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(SceneFlow(still, still), still, still), FRAMES)
+    video = _still_video()
+    assert torch.allclose(induced_flow(video, moved, render.neighbour, pixels), torch.tensor([1.0, 0.0]))
+    estimate = torch.tensor([[1.0, 0.0], [2.5, 0.0], [4.0, 0.0], [1.0, 0.0]])
+    batch = {key: estimate for key in ("flow_fwd", "flow_bwd")}
+    batch.update({f"{key}_valid": torch.tensor([[1.0], [1.0], [1.0], [0.0]]) for key in ("flow_fwd", "flow_bwd")})
+    labels, teacher = torch.full((NUM_RAYS, 1), -1), torch.tensor([[0.0, 4.0]]).expand(NUM_RAYS, 2)
+    split = lambda logits: (logits, None)  # noqa: E731
+    for tolerance, propagating in [
+        (2.0, [True, True, False, False]),
+        (float("inf"), [True] * 4),
+        (1.0, [True, False, False, False]),
+    ]:
+        config = SemanticFlowModelConfig(
+            semantic_propagation_loss_mult=1.0, semantic_propagation_flow_tolerance=tolerance
+        )
+        warped_logits.grad = None
+        loss = warped_losses(config, warped, split, video, torch.zeros(NUM_RAYS, 3), labels, teacher, pixels, batch)
+        loss["semantic_propagation_next"].backward()
+        assert (warped_logits.grad.abs().sum(-1) > 0).tolist() == propagating, tolerance
 
 
 @pytest.mark.parametrize(
