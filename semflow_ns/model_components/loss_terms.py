@@ -162,6 +162,15 @@ def warped_losses(
     return out
 
 
+def flow_estimate(
+    batch: dict[str, Any], direction: str, device: torch.device, frames: int = 1
+) -> tuple[Float[Tensor, "num_rays 2"], Float[Tensor, "num_rays 1"]]:
+    """The batch's estimated optical flow toward ``direction`` ("next" or "prev") over ``frames`` (1 or 2) frames,
+    and its forward-backward consistency mask, on ``device``."""
+    key = OPTICAL_FLOW_KEYS[direction] + ("2" if frames == 2 else "")
+    return batch[key].to(device), batch[f"{key}_valid"].to(device)
+
+
 def flow_against_estimate(
     induced: Float[Tensor, "num_rays 2"],
     batch: dict[str, Any],
@@ -173,8 +182,7 @@ def flow_against_estimate(
     """L1 (pixels) between ``induced`` flow and the batch's estimated optical flow toward ``direction`` ("next" or
     "prev") over ``frames`` (1 or 2) frames, on the rays in ``mask`` where the estimate is forward-backward
     consistent; ``rays``: the batch's rays that ``induced`` and ``mask`` belong to (all by default)."""
-    key = OPTICAL_FLOW_KEYS[direction] + ("2" if frames == 2 else "")
-    estimate, valid = batch[key].to(induced.device), batch[f"{key}_valid"].to(induced.device)
+    estimate, valid = flow_estimate(batch, direction, induced.device, frames)
     if rays is not None:
         estimate, valid = estimate[rays], valid[rays]
     return losses.optical_flow_loss(induced, estimate, valid * mask)
@@ -185,8 +193,7 @@ def flow_agrees(
 ) -> Float[Tensor, "num_rays 1"]:
     """1 on rays whose ``induced`` flow lies within ``tolerance`` pixels of the batch's estimated optical flow toward
     ``direction``, where the estimate is forward-backward consistent; else 0 (no gradient)."""
-    key = OPTICAL_FLOW_KEYS[direction]
-    estimate, valid = batch[key].to(induced.device), batch[f"{key}_valid"].to(induced.device)
+    estimate, valid = flow_estimate(batch, direction, induced.device)
     close = (induced.detach() - estimate).norm(dim=-1, keepdim=True) <= tolerance
     return valid * close.to(valid.dtype)
 
