@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
 from semflow_ns.field_components.flow_aggregation import VideoCameras
@@ -164,9 +164,10 @@ def warped_losses(
 
 def flow_estimate(
     batch: dict[str, Any], direction: str, device: torch.device, frames: int = 1
-) -> tuple[Float[Tensor, "num_rays 2"], Float[Tensor, "num_rays 1"]]:
+) -> tuple[Shaped[Tensor, "num_rays 2"], Shaped[Tensor, "num_rays 1"]]:
     """The batch's estimated optical flow toward ``direction`` ("next" or "prev") over ``frames`` (1 or 2) frames,
-    and its forward-backward consistency mask, on ``device``."""
+    and its forward-backward consistency mask, on ``device``, as stored (the two-frame flow is half precision and
+    its mask uint8)."""
     key = OPTICAL_FLOW_KEYS[direction] + ("2" if frames == 2 else "")
     return batch[key].to(device), batch[f"{key}_valid"].to(device)
 
