@@ -39,20 +39,40 @@ def _warped(flow: SceneFlow, there: torch.Tensor, back: torch.Tensor, **fields) 
     return WarpedRender(**{**values, **fields})
 
 
+def _unsplit(logits: torch.Tensor) -> tuple[torch.Tensor, None]:
+    """A model's ``split_logits`` for logits with classes only (no instances)."""
+    return logits, None
+
+
 def _propagation_losses(
     config: SemanticFlowModelConfig,
     warped: WarpedRenders,
     labels: torch.Tensor,
     dynamic_logits: torch.Tensor,
     label_distance: Optional[torch.Tensor] = None,
+    flow: Optional[torch.Tensor] = None,
+    flow_valid: Optional[torch.Tensor] = None,
+    pixels: Optional[torch.Tensor] = None,
 ) -> dict[str, torch.Tensor]:
-    """``warped_losses`` on a still, 4-frame video with zero optical flow (only the semantic terms matter)."""
-    video = _still_video()
-    batch = {key: torch.zeros(NUM_RAYS, 2) for key in ("flow_fwd", "flow_bwd")}
-    batch.update({f"{key}_valid": torch.ones(NUM_RAYS, 1) for key in ("flow_fwd", "flow_bwd")})
-    image, pixels = torch.zeros(NUM_RAYS, 3), torch.zeros(NUM_RAYS, 2)
-    split = lambda logits: (logits, None)  # noqa: E731
-    return warped_losses(config, warped, split, video, image, labels, dynamic_logits, pixels, batch, label_distance)
+    """``warped_losses`` on a still, 4-frame video; the estimated optical flow (both directions) is ``flow`` with
+    ``flow_valid`` (default: zero, all valid) and the rays' pixels ``pixels`` (default: the corner)."""
+    flow = torch.zeros(NUM_RAYS, 2) if flow is None else flow
+    flow_valid = torch.ones(NUM_RAYS, 1) if flow_valid is None else flow_valid
+    batch = {key: flow for key in ("flow_fwd", "flow_bwd")}
+    batch.update({f"{key}_valid": flow_valid for key in ("flow_fwd", "flow_bwd")})
+    pixels = torch.zeros(NUM_RAYS, 2) if pixels is None else pixels
+    return warped_losses(
+        config,
+        warped,
+        _unsplit,
+        _still_video(),
+        torch.zeros(NUM_RAYS, 3),
+        labels,
+        dynamic_logits,
+        pixels,
+        batch,
+        label_distance,
+    )
 
 
 def _still_video() -> VideoCameras:
@@ -130,13 +150,10 @@ def test_label_propagation_with_a_flow_tolerance_runs_only_where_the_scene_flow_
     warped_logits = torch.zeros(NUM_RAYS, 2, requires_grad=True)
     render = _warped(SceneFlow(still, still), still, still, label_logits=warped_logits, points=moved)
     warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(SceneFlow(still, still), still, still), FRAMES)
-    video = _still_video()
-    assert torch.allclose(induced_flow(video, moved, render.neighbour, pixels), torch.tensor([1.0, 0.0]))
+    assert torch.allclose(induced_flow(_still_video(), moved, render.neighbour, pixels), torch.tensor([1.0, 0.0]))
     estimate = torch.tensor([[1.0, 0.0], [2.5, 0.0], [4.0, 0.0], [1.0, 0.0]])
-    batch = {key: estimate for key in ("flow_fwd", "flow_bwd")}
-    batch.update({f"{key}_valid": torch.tensor([[1.0], [1.0], [1.0], [0.0]]) for key in ("flow_fwd", "flow_bwd")})
+    estimate_valid = torch.tensor([[1.0], [1.0], [1.0], [0.0]])
     labels, teacher = torch.full((NUM_RAYS, 1), -1), torch.tensor([[0.0, 4.0]]).expand(NUM_RAYS, 2)
-    split = lambda logits: (logits, None)  # noqa: E731
     for tolerance, propagating in [
         (2.0, [True, True, False, False]),
         (float("inf"), [True] * 4),
@@ -146,7 +163,9 @@ def test_label_propagation_with_a_flow_tolerance_runs_only_where_the_scene_flow_
             semantic_propagation_loss_mult=1.0, semantic_propagation_flow_tolerance=tolerance
         )
         warped_logits.grad = None
-        loss = warped_losses(config, warped, split, video, torch.zeros(NUM_RAYS, 3), labels, teacher, pixels, batch)
+        loss = _propagation_losses(
+            config, warped, labels, teacher, flow=estimate, flow_valid=estimate_valid, pixels=pixels
+        )
         loss["semantic_propagation_next"].backward()
         assert (warped_logits.grad.abs().sum(-1) > 0).tolist() == propagating, tolerance
 
@@ -307,10 +326,9 @@ def test_two_frame_flow_loss_compares_the_second_step_with_the_chained_flow():
         FRAMES,
     )
     image, labels = torch.zeros(NUM_RAYS, 3), torch.zeros(NUM_RAYS, 1, dtype=torch.long)
-    split = lambda logits: (logits, None)  # noqa: E731
 
     def run(config: SemanticFlowModelConfig, batch: dict) -> dict[str, torch.Tensor]:
-        return warped_losses(config, warped, split, video, image, labels, torch.zeros(NUM_RAYS, 2), pixels, batch)
+        return warped_losses(config, warped, _unsplit, video, image, labels, torch.zeros(NUM_RAYS, 2), pixels, batch)
 
     config = SemanticFlowModelConfig(two_frame_flow_loss_mult=0.02)
     loss = run(config, batch)
