@@ -142,8 +142,8 @@ class SemanticFlowModelConfig(ModelConfig):
     """Label propagation only on rays whose scene flow follows the image: the optical flow it induces (through the
     ray's mean warped point) lies within this many pixels of the estimated optical flow, where that estimate passed
     its forward-backward check. inf (default): every ray that sees the dynamic part propagates. Only matters with
-    propagation on; 1 px kept car-shadow's gain from propagation on tracking-first and lost little of kite-surf's
-    from turning it off, in one run each (README, "Label propagation off")."""
+    propagation on; with 0.3 and 1 px it scored best with only the first frame labelled (six shared clips) but lost
+    car-shadow with half the frames labelled, on two seeds (README, "Label propagation off")."""
     static_semantics_from_moving: Optional[bool] = None
     """The semantic losses of the full render also teach the static semantic head on pixels known to move (moving
     classes of the labels, a moving class carried along the optical flow, or the motion mask; True is the paper's
