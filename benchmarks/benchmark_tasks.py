@@ -1,9 +1,9 @@
 """The paper's label-subset tasks, scored on the frames whose labels were withheld, for six predictors.
 
 Tasks (presets in ``configs/``): ``tracking-first`` (DAVIS's semi-supervised protocol: only frame 0 labelled),
-``tracking-50`` (labels on the first 50 % of the frames) and ``completion-every-2`` (labels on every 2nd frame),
-each evaluated with ``--eval-source unlabelled``; and ``withheld-every-8`` (every 8th frame left out of training
-and scored: new views along the camera path, for the models only).
+``tracking-25`` and ``tracking-50`` (labels on the first 25 % or 50 % of the frames) and ``completion-every-2``
+(labels on every 2nd frame), each evaluated with ``--eval-source unlabelled``; and ``withheld-every-8`` (every 8th
+frame left out of training and scored: new views along the camera path, for the models only).
 
 Predictors, on the same frames and scored by the same code (``image_metrics``):
 
@@ -14,7 +14,8 @@ Predictors, on the same frames and scored by the same code (``image_metrics``):
 - ``semantic-flow-detached``: the default model with ``configs/trajectory-detached.txt`` (semantic losses do
   not reach the scene flow through the trajectory; the official code's choice);
 - ``semantic-flow-propagation``: ``configs/label-propagation.txt`` (label propagation along the scene flow on,
-  outward, with the flow-features-only head: the default for partial labels until 2026-12-06);
+  outward, gated neither by the optical flow nor by how many frames are labelled, with the flow-features-only
+  head: the default for partial labels until 2026-12-06);
 - ``semantic-flow-no-propagation``: the model as it was before label propagation first became the default for
   partial labels (no propagation, the head also sees the field features);
 - ``copy``: 2D baseline, labels of the nearest labelled frame;
@@ -56,7 +57,7 @@ from benchmark_training import trainer_step  # noqa: E402
 
 CONSOLE = Console()
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TASKS = ("tracking-first", "tracking-50", "completion-every-2", "withheld-every-8")
+TASKS = ("tracking-first", "tracking-25", "tracking-50", "completion-every-2", "withheld-every-8")
 """Task presets (``configs/<task>.txt``)."""
 METHODS = (
     "semantic-flow",
@@ -96,7 +97,7 @@ class Args:
     demo: bool = True
     """Include the built-in demo scene."""
     tasks: tuple[str, ...] = ("tracking-first", "tracking-50")
-    """Task presets from configs/: tracking-first, tracking-50, completion-every-2."""
+    """Task presets from configs/: tracking-first, tracking-25, tracking-50, completion-every-2, withheld-every-8."""
     methods: tuple[str, ...] = DEFAULT_METHODS
     """Predictors: semantic-flow, semantic-flow-detached, semantic-flow-propagation, semantic-flow-no-propagation,
     point-head, copy, flow."""

@@ -23,6 +23,8 @@ EXPECTED = {
         (c.pipeline.model.semantic_propagation_loss_mult or 0) > 0
         and c.pipeline.model.semantic_propagation_outward is True
         and c.pipeline.model.semantic_field_features is False
+        and c.pipeline.model.semantic_propagation_flow_tolerance == float("inf")
+        and c.pipeline.model.semantic_propagation_max_labelled_fraction == 1.0
     ),
     "adaptation.txt": lambda c: (
         c.max_num_iterations == 500

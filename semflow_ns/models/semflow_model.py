@@ -97,6 +97,13 @@ class SemanticFlowModel(Model):
         metadata = self.kwargs.get("metadata", {})
         video: VideoFrames = metadata["semflow_video"]
         self.config = resolve_label_defaults(self._follow_adaptation_source(self.config), video.labelled)
+        if video.labelled is not None and any(video.labelled) and not all(video.labelled):
+            state = "on" if self.config.semantic_propagation_loss_mult else "off"
+            CONSOLE.print(
+                f"[bold]Semantic Flow:[/bold] labels on {sum(video.labelled)} of {len(video.labelled)} frames: label "
+                f"propagation along the scene flow {state} (on when at most "
+                f"{self.config.semantic_propagation_max_labelled_fraction:.0%} of the frames are labelled)"
+            )
         self.scene_info: SceneInfo = metadata["semflow_scene"]
         semantics: Semantics = metadata["semantics"]
         self.class_names = list(semantics.classes)

@@ -17,6 +17,8 @@ from semflow_ns.models.model_config import SemanticFlowModelConfig
 NUM_RAYS, NUM_SAMPLES = 4, 5
 FRAMES = torch.ones(NUM_RAYS, dtype=torch.long)
 """Video frame of every test ray (frame 1 of 4: both neighbours exist)."""
+INF = float("inf")
+"""A flow tolerance that gates nothing."""
 
 
 def _warped(flow: SceneFlow, there: torch.Tensor, back: torch.Tensor, **fields) -> WarpedRender:
@@ -126,7 +128,10 @@ def test_label_propagation_pulls_warped_semantics_toward_frame_t_only_on_unlabel
     dynamic_logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [0.0, 4.0], [0.0, 4.0]], requires_grad=True)
     labels = torch.tensor([[0], [-1], [-1], [-1]])
     loss = _propagation_losses(
-        SemanticFlowModelConfig(semantic_propagation_loss_mult=1.0), warped, labels, dynamic_logits
+        SemanticFlowModelConfig(semantic_propagation_loss_mult=1.0, semantic_propagation_flow_tolerance=INF),
+        warped,
+        labels,
+        dynamic_logits,
     )
     assert {"semantic_propagation_next", "semantic_propagation_prev"} <= set(loss)
     # uniform warped logits against the teacher of ray 1 only: cross entropy log(2)
@@ -136,8 +141,10 @@ def test_label_propagation_pulls_warped_semantics_toward_frame_t_only_on_unlabel
     moved = warped_logits.grad.abs().sum(-1) > 0
     assert moved.tolist() == [False, True, False, False]
     assert warped_logits.grad[1, 1] < 0, "descending the gradient raises the teacher's class"
-    off = _propagation_losses(SemanticFlowModelConfig(), warped, labels, dynamic_logits)
-    assert float(off["semantic_propagation_next"]) == 0.0, "off by default"
+    off = _propagation_losses(
+        SemanticFlowModelConfig(semantic_propagation_loss_mult=0.0), warped, labels, dynamic_logits
+    )
+    assert float(off["semantic_propagation_next"]) == 0.0, "0 turns it off"
 
 
 def test_label_propagation_with_a_flow_tolerance_runs_only_where_the_scene_flow_follows_the_image():
@@ -180,7 +187,7 @@ def test_outward_label_propagation_teaches_only_frames_farther_from_the_labels(d
     warped_logits = torch.zeros(NUM_RAYS, 2, requires_grad=True)
     render = _warped(flow, zeros, zeros, label_logits=warped_logits, neighbour=torch.full((NUM_RAYS,), 3))
     warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(flow, zeros, zeros), torch.full((NUM_RAYS,), 2))
-    config = SemanticFlowModelConfig(semantic_propagation_loss_mult=1.0)
+    config = SemanticFlowModelConfig(semantic_propagation_loss_mult=1.0, semantic_propagation_flow_tolerance=INF)
     labels, teacher = torch.full((NUM_RAYS, 1), -1), torch.tensor([[0.0, 4.0]]).expand(NUM_RAYS, 2)
     loss = _propagation_losses(config, warped, labels, teacher, torch.tensor(distance))
     assert (float(loss["semantic_propagation_next"]) > 0) == propagates
