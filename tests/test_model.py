@@ -494,23 +494,22 @@ def test_labels_carried_along_the_optical_flow_reach_the_loss_of_a_label_subset(
 
 @pytest.mark.parametrize(
     ("label_frames", "propagation", "legacy_propagation", "field_features"),
-    [("all", 0.0, 0.0, True), ("first:50%", 0.0, 0.3, False), ("first:1", 0.3, 0.3, False)],
+    [("all", 0.0, 0.0, True), ("first:50%", 0.0, 0.3, False), ("first:1", 0.0, 0.3, False)],
 )
 def test_the_default_model_follows_which_frames_have_labels(
     tiny_scene, label_frames, propagation, legacy_propagation, field_features
 ):
     """With labels on some frames only, the default model has a head on the flow features only and holds the
     static head fixed on moving pixels; with every frame labelled the static head learns from every pixel (the
-    paper's loss). Label propagation, gated by the optical flow, is on only where labels are sparse (1 of the
-    tiny scene's 8 frames, not 4 of 8); configs saved when it was left to the data (None) resolve as they were
-    trained: on with labels on some frames only, with neither gate."""
+    paper's loss). Label propagation is off; configs saved when it was left to the data (None) resolve as they
+    were trained: on with labels on some frames only, with neither gate."""
     config = semantic_flow_config()
     config.pipeline.datamanager.dataparser.data = tiny_scene
     config.pipeline.datamanager.dataparser.label_frames = label_frames
     shrink_model(config.pipeline.model)
     model = config.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0).model
     assert model.config.semantic_propagation_loss_mult == propagation
-    assert model.config.semantic_propagation_flow_tolerance == 1.0
+    assert model.config.semantic_propagation_flow_tolerance == float("inf")
     legacy = copy.deepcopy(config)
     legacy.pipeline.model.semantic_propagation_loss_mult = None  # a config saved before 2026-12-06
     del legacy.pipeline.model.semantic_propagation_flow_tolerance  # ... which had no gates: the class defaults
@@ -527,8 +526,8 @@ def test_the_default_model_follows_which_frames_have_labels(
     flow_only = model.dynamic.attention.get_out_dim()
     assert head_in == flow_only + (model.config.dynamic_field.feature_dim if field_features else 0)
     explicit = copy.deepcopy(config)
-    explicit.pipeline.model.semantic_propagation_loss_mult = 0.05  # an explicit value is kept wherever the labels
-    explicit.pipeline.model.semantic_propagation_max_labelled_fraction = 1.0  # leave a frame to propagate into
+    explicit.pipeline.model.semantic_propagation_loss_mult = 0.05  # an explicit value is kept wherever there is a
+    # frame to propagate into
     explicit_model = explicit.pipeline.setup(device="cpu", test_mode="val", world_size=1, local_rank=0).model
     assert explicit_model.config.semantic_propagation_loss_mult == (0.05 if legacy_propagation else 0.0)
 
@@ -691,12 +690,16 @@ def test_field_scales_follow_the_frame_size_unless_given() -> None:
         (None, 0.3),  # not known: the config's value
     ],
 )
-def test_label_propagation_runs_only_where_labels_are_sparse(labelled, propagation) -> None:
+def test_label_propagation_can_run_only_where_labels_are_sparse(labelled, propagation) -> None:
     from semflow_ns.models.model_config import resolve_label_defaults
 
     default = semantic_flow_config().pipeline.model
-    assert resolve_label_defaults(default, labelled).semantic_propagation_loss_mult == propagation
-    anywhere = dataclasses.replace(default, semantic_propagation_max_labelled_fraction=1.0)
+    sparse = dataclasses.replace(
+        default, semantic_propagation_loss_mult=0.3, semantic_propagation_max_labelled_fraction=0.2
+    )
+    assert resolve_label_defaults(sparse, labelled).semantic_propagation_loss_mult == propagation
+    assert resolve_label_defaults(default, labelled).semantic_propagation_loss_mult == 0.0  # off by default
+    anywhere = dataclasses.replace(sparse, semantic_propagation_max_labelled_fraction=1.0)
     partial = labelled is not None and any(labelled) and not all(labelled)
     assert resolve_label_defaults(anywhere, labelled).semantic_propagation_loss_mult == (
         0.3 if partial or labelled is None else 0.0

@@ -127,30 +127,28 @@ class SemanticFlowModelConfig(ModelConfig):
     """Cross entropy of the static field's semantic render, on static pixels."""
     semantic_consistency_loss_mult: float = 0.1
     """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against frame t's labels (each)."""
-    semantic_propagation_loss_mult: Optional[float] = 0.3
+    semantic_propagation_loss_mult: Optional[float] = 0.0
     """Cross entropy of semantics rendered from samples warped to t-1 and t+1 against the dynamic semantics
     rendered at t, on rays of frames without labels (each): carries labels along the scene flow, frame by frame,
-    into the unlabelled frames (outward from the labelled ones). Not in the paper. By default it runs only where
-    labels are sparse (:attr:`semantic_propagation_max_labelled_fraction`) and only on rays whose scene flow
-    follows the image (:attr:`semantic_propagation_flow_tolerance`); README, "Label propagation where labels are
-    sparse". 0 turns it off. None (configs saved before 2026-12-06): 0.3 when the scene has video frames without
-    training labels (and some with), else 0, ungated, as those runs were trained."""
+    into the unlabelled frames (outward from the labelled ones). Not in the paper. Off by default since 2026-12-06:
+    with the labels carried along the optical flow it drew trails of the object over a moving background
+    (kite-surf's sea), and neither gate below made it reliably better (README, "Label propagation off" and "Only
+    where labels are sparse"); ``configs/label-propagation.txt`` turns it on (0.3). None (configs saved before):
+    0.3 when the scene has video frames without training labels (and some with), else 0, ungated, as those runs
+    were trained."""
     semantic_propagation_outward: bool = True
     """Label propagation only outward from the labelled frames: frame t teaches t±1 only when t±1 is farther from
     every labelled frame than t (False: in both directions)."""
-    semantic_propagation_flow_tolerance: float = 1.0
+    semantic_propagation_flow_tolerance: float = float("inf")
     """Label propagation only on rays whose scene flow follows the image: the optical flow it induces (through the
     ray's mean warped point) lies within this many pixels of the estimated optical flow, where that estimate passed
-    its forward-backward check (inf: every ray that sees the dynamic part). Without the gate a scene flow that lags
-    a moving object over a moving background (kite-surf's sea) drew trails of the object there; 1 px is about the
-    accuracy the flow loss reaches."""
-    semantic_propagation_max_labelled_fraction: float = 0.2
+    its forward-backward check (inf, the default: every ray that sees the dynamic part). Only matters with
+    propagation on; 1 px scored best on tracking-first with one seed and not with the next, and lost car-shadow
+    with half the frames labelled on two seeds (README, "Only where labels are sparse")."""
+    semantic_propagation_max_labelled_fraction: float = 1.0
     """Label propagation runs only on scenes where at most this fraction of the video frames keeps training labels
-    (the first frame only, DAVIS's protocol; a few keyframes). With more labelled views the semantic head carries
-    the labels on by itself, and propagation, whose small lags add up frame by frame, scored lower (car-shadow
-    with half the frames labelled, two seeds); with only the first frame labelled it scored higher on the mean of
-    the six shared clips (README, "Label propagation where labels are sparse"). 1: whenever some frames are
-    unlabelled."""
+    (e.g. 0.2: the first frame only, a few keyframes); 1 (default): whenever some frames are unlabelled. Only
+    matters with propagation on."""
     static_semantics_from_moving: Optional[bool] = None
     """The semantic losses of the full render also teach the static semantic head on pixels known to move (moving
     classes of the labels, a moving class carried along the optical flow, or the motion mask; True is the paper's
@@ -282,8 +280,8 @@ def resolve_label_defaults(config: SemanticFlowModelConfig, labelled: Optional[l
     With labels on some frames only (a label subset, a video labelled on a few frames) the default model has a
     dynamic semantic head that sees the flow features only and a static head held fixed on moving pixels (and a
     config saved with label propagation left to the data gets :data:`PARTIAL_LABEL_PROPAGATION`, outward from the
-    labelled frames). Label propagation stays on only where labels are sparse (at most
-    ``semantic_propagation_max_labelled_fraction`` of the frames labelled, at least one). With every frame
+    labelled frames). Label propagation, when on, runs only where at least one frame is labelled and at most
+    ``semantic_propagation_max_labelled_fraction`` of them are. With every frame
     labelled (or none, or unknown) every frame's labels correct the static head where a moving object once was.
     """
     partial = labelled is not None and any(labelled) and not all(labelled)

@@ -96,13 +96,20 @@ class SemanticFlowModel(Model):
         super().populate_modules()
         metadata = self.kwargs.get("metadata", {})
         video: VideoFrames = metadata["semflow_video"]
+        propagation = self.config.semantic_propagation_loss_mult
         self.config = resolve_label_defaults(self._follow_adaptation_source(self.config), video.labelled)
-        if video.labelled is not None and any(video.labelled) and not all(video.labelled):
-            state = "on" if self.config.semantic_propagation_loss_mult else "off"
+        limit = self.config.semantic_propagation_max_labelled_fraction
+        if (
+            propagation
+            and not self.config.semantic_propagation_loss_mult
+            and video.labelled
+            and any(video.labelled)
+            and limit < 1
+        ):
             CONSOLE.print(
-                f"[bold]Semantic Flow:[/bold] labels on {sum(video.labelled)} of {len(video.labelled)} frames: label "
-                f"propagation along the scene flow {state} (on when at most "
-                f"{self.config.semantic_propagation_max_labelled_fraction:.0%} of the frames are labelled)"
+                f"[bold]Semantic Flow:[/bold] label propagation off: labels on {sum(video.labelled)} of "
+                f"{len(video.labelled)} frames, more than --pipeline.model.semantic-propagation-max-labelled-fraction "
+                f"{limit:g}"
             )
         self.scene_info: SceneInfo = metadata["semflow_scene"]
         semantics: Semantics = metadata["semantics"]
