@@ -274,24 +274,37 @@ PARTIAL_LABEL_PROPAGATION = 0.3
 (None: the default before 2026-12-06, with neither gate)."""
 
 
+def partial_labels(labelled: Optional[list[bool]]) -> bool:
+    """Whether some video frames keep training labels and some do not (``labelled``: one flag per frame, None when
+    not known)."""
+    return labelled is not None and any(labelled) and not all(labelled)
+
+
+def over_label_limit(config: SemanticFlowModelConfig, labelled: Optional[list[bool]]) -> bool:
+    """Whether labels are partial but cover more than ``semantic_propagation_max_labelled_fraction`` of the
+    frames, so that label propagation does not run."""
+    if not partial_labels(labelled):
+        return False
+    return sum(labelled) > config.semantic_propagation_max_labelled_fraction * len(labelled)
+
+
 def resolve_label_defaults(config: SemanticFlowModelConfig, labelled: Optional[list[bool]]) -> SemanticFlowModelConfig:
     """``config`` with the options left to the data (None) decided by which video frames keep training labels.
 
     With labels on some frames only (a label subset, a video labelled on a few frames) the default model has a
     dynamic semantic head that sees the flow features only and a static head held fixed on moving pixels (and a
     config saved with label propagation left to the data gets :data:`PARTIAL_LABEL_PROPAGATION`, outward from the
-    labelled frames). Label propagation, when on, runs only where at least one frame is labelled and at most
-    ``semantic_propagation_max_labelled_fraction`` of them are. With every frame
-    labelled (or none, or unknown) every frame's labels correct the static head where a moving object once was.
+    labelled frames). Label propagation, when on, runs only with partial labels within
+    ``semantic_propagation_max_labelled_fraction`` (:func:`over_label_limit`). With every frame labelled (or
+    none, or unknown) every frame's labels correct the static head where a moving object once was.
     """
-    partial = labelled is not None and any(labelled) and not all(labelled)
-    max_labelled = config.semantic_propagation_max_labelled_fraction
+    partial = partial_labels(labelled)
     resolved = {}
     if config.semantic_propagation_loss_mult is None:  # saved before the gates existed: trained without them
         resolved["semantic_propagation_loss_mult"] = PARTIAL_LABEL_PROPAGATION if partial else 0.0
         resolved["semantic_propagation_flow_tolerance"] = float("inf")
         resolved["semantic_propagation_max_labelled_fraction"] = 1.0
-    elif labelled is not None and not (partial and sum(labelled) <= max_labelled * len(labelled)):
+    elif labelled is not None and (not partial or over_label_limit(config, labelled)):
         resolved["semantic_propagation_loss_mult"] = 0.0  # no frame to propagate from or to, or labels not sparse
     if config.semantic_field_features is None:
         resolved["semantic_field_features"] = not partial

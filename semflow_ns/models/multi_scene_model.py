@@ -34,7 +34,7 @@ from torch.nn import Parameter
 from semflow_ns.data.dataparsers.multi_scene import SCENE_KEY, SceneData
 from semflow_ns.model_components.adaptation import PARTS, AdaptationConfig, module_at, source_uses_field_features
 from semflow_ns.model_components.editing import SceneEdit
-from semflow_ns.models.model_config import SemanticFlowModelConfig
+from semflow_ns.models.model_config import SemanticFlowModelConfig, partial_labels
 from semflow_ns.models.semflow_model import SemanticFlowModel
 
 SHARED_PARTS: tuple[str, ...] = tuple(path for paths in PARTS.values() for path in paths)
@@ -72,7 +72,7 @@ class MultiSceneModelConfig(SemanticFlowModelConfig):
         if source is not None:
             return source
         labelled = [s.video.labelled for s in scenes]
-        return not any(flags is not None and any(flags) and not all(flags) for flags in labelled)
+        return not any(partial_labels(flags) for flags in labelled)
 
 
 def _set(module: nn.Module, path: str, value: nn.Module) -> None:

@@ -76,6 +76,7 @@ from semflow_ns.model_components.rendering import composite, expected_point, ren
 from semflow_ns.model_components.warping import FlowRegularisers
 from semflow_ns.models.model_config import (
     SemanticFlowModelConfig,
+    over_label_limit,
     resolve_field_resolutions,
     resolve_label_defaults,
 )
@@ -98,18 +99,11 @@ class SemanticFlowModel(Model):
         video: VideoFrames = metadata["semflow_video"]
         propagation = self.config.semantic_propagation_loss_mult
         self.config = resolve_label_defaults(self._follow_adaptation_source(self.config), video.labelled)
-        limit = self.config.semantic_propagation_max_labelled_fraction
-        if (
-            propagation
-            and not self.config.semantic_propagation_loss_mult
-            and video.labelled
-            and any(video.labelled)
-            and limit < 1
-        ):
+        if propagation and over_label_limit(self.config, video.labelled):
             CONSOLE.print(
                 f"[bold]Semantic Flow:[/bold] label propagation off: labels on {sum(video.labelled)} of "
                 f"{len(video.labelled)} frames, more than --pipeline.model.semantic-propagation-max-labelled-fraction "
-                f"{limit:g}"
+                f"{self.config.semantic_propagation_max_labelled_fraction:g}"
             )
         self.scene_info: SceneInfo = metadata["semflow_scene"]
         semantics: Semantics = metadata["semantics"]
