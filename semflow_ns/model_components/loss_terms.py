@@ -144,6 +144,8 @@ def warped_losses(
             propagating = (
                 propagating * flow_agrees(induced, batch, name, config.semantic_propagation_flow_tolerance)[rays]
             )
+        if config.semantic_propagation_min_confidence > 0:
+            propagating = propagating * confident(teacher, config.semantic_propagation_min_confidence)
         if label_distance is not None:
             outward = label_distance[render.neighbour] > label_distance[warped.frames]
             propagating = propagating * outward[rays, None].to(propagating.dtype)
@@ -187,6 +189,13 @@ def flow_against_estimate(
     if rays is not None:
         estimate, valid = estimate[rays], valid[rays]
     return losses.optical_flow_loss(induced, estimate, valid * mask)
+
+
+def confident(logits: Float[Tensor, "num_rays num_classes"], threshold: float) -> Float[Tensor, "num_rays 1"]:
+    """1 on rays whose most likely class has at least probability ``threshold`` under ``logits``; else 0 (no
+    gradient)."""
+    top = torch.softmax(logits.detach(), dim=-1).amax(dim=-1, keepdim=True)
+    return (top >= threshold).to(logits.dtype)
 
 
 def flow_agrees(

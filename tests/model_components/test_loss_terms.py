@@ -177,6 +177,27 @@ def test_label_propagation_with_a_flow_tolerance_runs_only_where_the_scene_flow_
         assert (warped_logits.grad.abs().sum(-1) > 0).tolist() == propagating, tolerance
 
 
+def test_label_propagation_with_a_confidence_gate_runs_only_where_the_teacher_is_sure():
+    """Four unlabelled dynamic rays whose teachers give their top class 0.5, 0.73, 0.88 and 0.98 (the warped
+    semantics, 0.95 for class 0, differ from every teacher)."""
+    zeros = torch.zeros(NUM_RAYS, NUM_SAMPLES, 3)
+    flow = SceneFlow(zeros, zeros)
+    warped_logits = torch.tensor([[3.0, 0.0]]).repeat(NUM_RAYS, 1).requires_grad_(True)
+    render = _warped(flow, zeros, zeros, label_logits=warped_logits)
+    warped = WarpedRenders(torch.arange(NUM_RAYS), render, _warped(flow, zeros, zeros), FRAMES)
+    teacher = torch.tensor([[0.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 4.0]])
+    labels = torch.full((NUM_RAYS, 1), -1)
+    for threshold, propagating in [(0.0, [True] * 4), (0.7, [False, True, True, True]), (0.9, [False] * 3 + [True])]:
+        config = SemanticFlowModelConfig(
+            semantic_propagation_loss_mult=1.0,
+            semantic_propagation_flow_tolerance=INF,
+            semantic_propagation_min_confidence=threshold,
+        )
+        warped_logits.grad = None
+        _propagation_losses(config, warped, labels, teacher)["semantic_propagation_next"].backward()
+        assert (warped_logits.grad.abs().sum(-1) > 0).tolist() == propagating, threshold
+
+
 @pytest.mark.parametrize(
     ("distance", "propagates"), [([0, 1, 2, 3], True), ([3, 2, 1, 0], False), ([1, 1, 1, 1], False)]
 )
