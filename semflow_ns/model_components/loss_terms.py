@@ -129,6 +129,9 @@ def warped_losses(
     rays = warped.rays
     unlabelled = (labels[rays] == losses.IGNORE_INDEX).to(image.dtype)
     teacher, _ = split_logits(dynamic_logits[rays])
+    sure = None  # the rays whose teacher passes the confidence gate (the same in both directions)
+    if config.semantic_propagation_min_confidence > 0:
+        sure = confident(teacher, config.semantic_propagation_min_confidence)
     for name, render in warped.directions():
         exists = render.exists
         induced = induced_flow(cameras, render.points, render.neighbour, pixels)
@@ -144,8 +147,8 @@ def warped_losses(
             propagating = (
                 propagating * flow_agrees(induced, batch, name, config.semantic_propagation_flow_tolerance)[rays]
             )
-        if config.semantic_propagation_min_confidence > 0:
-            propagating = propagating * confident(teacher, config.semantic_propagation_min_confidence)
+        if sure is not None:
+            propagating = propagating * sure
         if label_distance is not None:
             outward = label_distance[render.neighbour] > label_distance[warped.frames]
             propagating = propagating * outward[rays, None].to(propagating.dtype)

@@ -132,7 +132,7 @@ class SemanticFlowModelConfig(ModelConfig):
     rendered at t, on rays of frames without labels (each): carries labels along the scene flow, frame by frame,
     into the unlabelled frames (outward from the labelled ones). Not in the paper. Off by default since 2026-12-06:
     with the labels carried along the optical flow it drew trails of the object over a moving background
-    (kite-surf's sea), and neither gate below made it reliably better (README, "Label propagation off" and "Only
+    (kite-surf's sea), and none of the gates below made it reliably better (README, "Label propagation off" and "Only
     where labels are sparse"); ``configs/label-propagation.txt`` turns it on (0.3). None (configs saved before):
     0.3 when the scene has video frames without training labels (and some with), else 0, ungated, as those runs
     were trained."""
