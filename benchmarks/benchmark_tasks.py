@@ -41,7 +41,7 @@ import shlex
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -385,13 +385,20 @@ def main(args: Args) -> None:
     def run(job: dict) -> dict:
         return run_job(job, args, reference if job.get("reference") else None)
 
+    # Each run is saved as soon as it finishes (a short run need not wait for the longer ones listed before it);
+    # once all are done, the file lists them in job order.
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
-        for result in pool.map(run, todo):
+        futures = {pool.submit(run, job): position for position, job in enumerate(todo)}
+        finished_jobs: dict[int, dict] = {}
+        for future in as_completed(futures):
+            result = finished_jobs[futures[future]] = future.result()
             results.append(result)
             scores = ", ".join(f"{k} {_fmt(result['scores'].get(k))}" for k in SCORES)
             CONSOLE.print(f"{Path(result['scene']).name} {result['task']} {_label(result)} seed {result.get('seed', '–')}: "
                           f"{scores}, {result['wall_s']:.0f} s", highlight=False)  # fmt: skip
             results_path.write_text(json.dumps(results, indent=1))
+    results = list(done) + [finished_jobs[position] for position in sorted(finished_jobs)]
+    results_path.write_text(json.dumps(results, indent=1))
     print_table(results)
 
 

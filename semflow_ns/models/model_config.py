@@ -150,7 +150,8 @@ class SemanticFlowModelConfig(ModelConfig):
     class at least this probability (0, the default: no such gate). Early in training every prediction is unsure,
     so the gate also holds propagation back until the semantics have formed. Only matters with propagation on. With
     the 1 px flow gate, 0.9 stopped the collapses of gated propagation on a second seed but scored level with no
-    propagation on tracking-first over two seeds (README, "Propagation only where the teacher is sure")."""
+    propagation on tracking-first over two seeds (README, "The default on two seeds, and propagation only where the
+    teacher is sure")."""
     semantic_propagation_max_labelled_fraction: float = 1.0
     """Label propagation runs only on scenes where at most this fraction of the video frames keeps training labels
     (e.g. 0.2: the first frame only, a few keyframes); 1 (default): whenever some frames are unlabelled. Only
