@@ -733,3 +733,25 @@ def test_model_sizes_empty_field_scales_from_its_frames(tiny_scene, monkeypatch)
         for module in (model.static_field, model.dynamic.field):
             assert [grid.resolution[0] for grid in module.encoding.grids] == expected
         assert list(model.config.static_field.planes.resolutions) == expected
+
+
+def test_class_balance_counts_the_labels_trained_on_and_reweighs_only_the_semantic_terms(tiny_scene):
+    """With ``semantic_class_balance`` the model counts the classes of the labelled rays of each training step and
+    weighs the semantic terms by them; without it nothing is counted. Same outputs and batch, both settings."""
+    torch.manual_seed(0)
+    _, pipeline = tiny_pipeline(tiny_scene)
+    model = pipeline.model
+    model.train()
+    ray_bundle, batch = pipeline.datamanager.next_train(0)
+    outputs = model(ray_bundle)
+    metrics = model.get_metrics_dict(outputs, batch)
+    plain = model.get_loss_dict(outputs, batch, metrics)
+    assert model.label_counts.sum() == 0
+    model.config.semantic_class_balance = 1.0
+    balanced = model.get_loss_dict(outputs, batch, metrics)
+    labels = batch["semantics"][batch["semantics"] >= 0]
+    assert torch.equal(model.label_counts, torch.bincount(labels, minlength=model.num_classes).float())
+    assert (model.label_counts > 0).sum() >= 2, "the tiny scene's batch holds several classes"
+    assert torch.isfinite(balanced["semantic"]) and float(balanced["semantic"]) != float(plain["semantic"])
+    for key in ("rgb", "rgb_dynamic", "interlevel"):
+        assert float(balanced[key]) == float(plain[key]), key

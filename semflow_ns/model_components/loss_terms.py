@@ -48,6 +48,7 @@ def label_losses(
     static_rays: Float[Tensor, "num_rays 1"],
     carried: Optional[dict[str, Tensor]] = None,
     moving_rays: Optional[Float[Tensor, "num_rays 1"]] = None,
+    class_weights: Optional[Float[Tensor, "num_classes"]] = None,
 ) -> dict[str, Tensor]:
     """Cross entropy of the full, dynamic and static (static pixels only) renders of class and instance logits;
     given ``carried`` (the batch's ``flow_labels``, ``flow_label_hops``, ``flow_label_unchecked`` and, with
@@ -60,7 +61,9 @@ def label_losses(
     so that the labels of moving things do not teach it their classes; the static density still takes the
     gradient (a static field that covers a moving object with background logits loses its share there). A static
     head taught a moving object's class where the object was in the labelled frames predicts that class there at
-    every time: a trail of the object over the background in the other frames."""
+    every time: a trail of the object over the background in the other frames.
+
+    ``class_weights`` (see :func:`class_balance_weights`) scale each ray's class term by the weight of its label."""
     out = {}
     if moving_rays is not None and not config.static_semantics_from_moving:
         static_part, fixed_head = outputs["label_logits_static_part"], outputs["label_logits_static_fixed_head"]
@@ -69,13 +72,16 @@ def label_losses(
     weight = None
     if carried is not None and config.flow_label_loss_mult > 0:
         weight = config.flow_label_loss_mult * carried_label_weight(config, carried)
+        if class_weights is not None:
+            weight = weight * class_weights[carried["flow_labels"].clamp(min=0)]
+    label_weight = class_weights[labels.clamp(min=0)] if class_weights is not None else None
     for suffix, mult, mask in (
         ("", config.semantic_loss_mult, None),
         ("_dynamic", config.semantic_dynamic_loss_mult, None),
         ("_static", config.semantic_static_loss_mult, static_rays),
     ):
         classes, instances = split_logits(outputs[f"label_logits{suffix}"])
-        out[f"semantic{suffix}"] = mult * losses.semantic_cross_entropy(classes, labels, mask)
+        out[f"semantic{suffix}"] = mult * losses.semantic_cross_entropy(classes, labels, mask, label_weight)
         if instances is not None and instance_labels is not None and suffix != "_static":
             out[f"instance{suffix}"] = config.instance_loss_mult * losses.semantic_cross_entropy(
                 instances, instance_labels
@@ -91,6 +97,20 @@ def label_losses(
                 instances, carried["flow_instances"], weights=weight
             )
     return out
+
+
+def class_balance_weights(counts: Float[Tensor, "num_classes"], exponent: float) -> Float[Tensor, "num_classes"]:
+    """Per-class loss weights proportional to each class's share of ``counts`` to the power ``-exponent``, scaled
+    so that the rays counted weigh 1 on average; a class not counted yet weighs as much as the rarest counted one
+    (all 1 before anything is counted)."""
+    total = counts.sum()
+    if total <= 0:
+        return torch.ones_like(counts)
+    share = counts / total
+    seen = share > 0
+    weights = torch.where(seen, share.clamp(min=1e-12) ** -exponent, torch.zeros_like(share))
+    weights = weights / (share * weights).sum()
+    return torch.where(seen, weights, weights.max())
 
 
 def carried_label_weight(config: "SemanticFlowModelConfig", carried: dict[str, Tensor]) -> Tensor:

@@ -168,6 +168,12 @@ class SemanticFlowModelConfig(ModelConfig):
     unbounded). A head whose labels hold a single class (a DAVIS clip: the static head, held fixed on moving
     pixels, sees only the background) is driven by the optimiser to ever larger margins (10^5 after 600 steps
     on car-shadow), and then any static weight left on a moving object outvotes the dynamic field there."""
+    semantic_class_balance: float = 0.0
+    """Weights each class in the semantic cross entropy (labels and labels carried along the optical flow) by its
+    frequency to the power minus this, the frequencies being the class shares of the labelled rays trained on so
+    far, normalised so that those rays weigh 1 on average (0, the default: every ray weighs 1; 1: every class
+    weighs as much in total). A DAVIS object covers 2-10 % of a frame, and far from its labelled frame the
+    model mostly misses it (README, "Label-subset tasks")."""
     flow_label_loss_mult: float = 1.0
     """Labels carried along the optical flow into frames without labels
     (:mod:`~semflow_ns.data.datasets.flow_labels`), trained like labels (the full, dynamic and static renders,

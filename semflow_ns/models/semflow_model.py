@@ -61,6 +61,7 @@ from semflow_ns.model_components.editing import SceneEdit, highlight, removed_de
 from semflow_ns.model_components.image_outputs import displayable_semantics, flow_image, image_metrics_and_images
 from semflow_ns.model_components.loss_terms import (
     FLOW_LABEL_KEYS,
+    class_balance_weights,
     label_losses,
     regulariser_losses,
     static_flow_losses,
@@ -134,6 +135,8 @@ class SemanticFlowModel(Model):
         self.config = cfg = resolve_field_resolutions(cfg, frame_size, view_grid)
         self.timeline = VideoTimeline(video.times)
         self.register_buffer("label_distance", video.label_distance(), persistent=False)
+        # class counts of the labelled rays trained on (for semantic_class_balance; not saved: they only weigh losses)
+        self.register_buffer("label_counts", torch.zeros(self.num_classes), persistent=False)
         self.proposal_field = ProposalDensityField(cfg.proposal_planes, self.normalizer, num_frames)
         self.proposal_sampler = ProposalNetworkSampler(
             num_nerf_samples_per_ray=cfg.num_samples,
@@ -372,8 +375,23 @@ class SemanticFlowModel(Model):
         instance_labels = batch["instances"].to(self.device) if self.num_instance_ids else None
         carried = {k: batch[k].to(self.device) for k in FLOW_LABEL_KEYS if k in batch} or None
         moving_rays = (motion == 1).float()
+        class_weights = None
+        if cfg.semantic_class_balance > 0:
+            labelled = labels[labels != losses.IGNORE_INDEX]
+            self.label_counts += torch.bincount(labelled, minlength=self.num_classes)[: self.num_classes].float()
+            class_weights = class_balance_weights(self.label_counts, cfg.semantic_class_balance)
         loss.update(
-            label_losses(cfg, self.split_logits, outputs, labels, instance_labels, static_rays, carried, moving_rays)
+            label_losses(
+                cfg,
+                self.split_logits,
+                outputs,
+                labels,
+                instance_labels,
+                static_rays,
+                carried,
+                moving_rays,
+                class_weights,
+            )
         )
         assert metrics_dict is not None
         loss["interlevel"] = cfg.interlevel_loss_mult * metrics_dict["interlevel"]

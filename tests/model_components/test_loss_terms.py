@@ -9,7 +9,13 @@ from nerfstudio.cameras.cameras import Cameras
 
 from semflow_ns.field_components.flow_aggregation import VideoCameras
 from semflow_ns.field_components.scene_flow import SceneFlow
-from semflow_ns.model_components.loss_terms import label_losses, regulariser_losses, static_flow_losses, warped_losses
+from semflow_ns.model_components.loss_terms import (
+    class_balance_weights,
+    label_losses,
+    regulariser_losses,
+    static_flow_losses,
+    warped_losses,
+)
 from semflow_ns.model_components.rendering import induced_flow
 from semflow_ns.model_components.warping import FlowRegularisers, WarpedRender, WarpedRenders
 from semflow_ns.models.model_config import SemanticFlowModelConfig
@@ -257,6 +263,37 @@ def test_each_unchecked_hop_of_a_carried_label_counts_as_more_travel():
     assert dropped["semantic_flow_labels"].item() == 0.0
     kept = _carried_label_losses(2.0, flow_label_unchecked_hops=math.inf)  # checked labels keep their weight
     assert kept["semantic_flow_labels"].item() == pytest.approx(checked["semantic_flow_labels"].item())
+
+
+def test_class_balance_weighs_classes_by_a_power_of_their_share_with_mean_one_over_the_rays_counted():
+    counts = torch.tensor([90.0, 10.0, 0.0])
+    weights = class_balance_weights(counts, 1.0)  # every class counted weighs as much in total
+    assert (counts * weights)[0].item() == pytest.approx((counts * weights)[1].item())
+    assert (counts * weights).sum().item() == pytest.approx(counts.sum().item())
+    assert weights[2] == weights.max(), "a class not counted yet weighs as much as the rarest"
+    half = class_balance_weights(counts, 0.5)
+    assert (half[1] / half[0]).item() == pytest.approx(3.0)  # (0.9 / 0.1) ** 0.5
+    assert torch.equal(class_balance_weights(torch.zeros(3), 0.5), torch.ones(3))
+
+
+def test_class_weights_scale_each_labelled_ray_and_each_carried_label_by_its_class():
+    cfg = SemanticFlowModelConfig()
+    logits = torch.zeros(NUM_RAYS, 2)
+    outputs = {f"label_logits{s}": logits for s in ("", "_dynamic", "_static")}
+    labels = torch.tensor([[0], [0], [1], [-1]])
+    carried = {
+        "flow_labels": torch.tensor([[-1], [-1], [-1], [1]]),
+        "flow_label_hops": torch.tensor([[0.0], [0.0], [0.0], [1.0]]),
+    }
+    static = torch.ones(NUM_RAYS, 1)
+    plain = label_losses(cfg, lambda x: (x, None), outputs, labels, None, static, carried)
+    weights = torch.tensor([0.5, 2.0])
+    balanced = label_losses(cfg, lambda x: (x, None), outputs, labels, None, static, carried, class_weights=weights)
+    assert (balanced["semantic_flow_labels"] / plain["semantic_flow_labels"]).item() == pytest.approx(2.0)
+    labels = torch.tensor([[0], [0], [0], [1]])
+    plain = label_losses(cfg, lambda x: (x, None), outputs, labels, None, static)
+    balanced = label_losses(cfg, lambda x: (x, None), outputs, labels, None, static, class_weights=weights)
+    assert (balanced["semantic"] / plain["semantic"]).item() == pytest.approx((3 * 0.5 + 2.0) / 4)
 
 
 @pytest.mark.parametrize("from_moving", [False, True])
