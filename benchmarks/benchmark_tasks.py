@@ -385,20 +385,18 @@ def main(args: Args) -> None:
     def run(job: dict) -> dict:
         return run_job(job, args, reference if job.get("reference") else None)
 
-    # Each run is saved as soon as it finishes (a short run need not wait for the longer ones listed before it);
-    # once all are done, the file lists them in job order.
+    # Each run is saved as soon as it finishes (a short run need not wait for the longer ones listed before it),
+    # the finished ones in job order.
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
         futures = {pool.submit(run, job): position for position, job in enumerate(todo)}
-        finished_jobs: dict[int, dict] = {}
+        by_position: dict[int, dict] = {}
         for future in as_completed(futures):
-            result = finished_jobs[futures[future]] = future.result()
-            results.append(result)
+            result = by_position[futures[future]] = future.result()
             scores = ", ".join(f"{k} {_fmt(result['scores'].get(k))}" for k in SCORES)
             CONSOLE.print(f"{Path(result['scene']).name} {result['task']} {_label(result)} seed {result.get('seed', '–')}: "
                           f"{scores}, {result['wall_s']:.0f} s", highlight=False)  # fmt: skip
+            results = done + [by_position[position] for position in sorted(by_position)]
             results_path.write_text(json.dumps(results, indent=1))
-    results = list(done) + [finished_jobs[position] for position in sorted(finished_jobs)]
-    results_path.write_text(json.dumps(results, indent=1))
     print_table(results)
 
 

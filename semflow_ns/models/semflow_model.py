@@ -378,7 +378,7 @@ class SemanticFlowModel(Model):
         class_weights = None
         if cfg.semantic_class_balance > 0:
             labelled = labels[labels != losses.IGNORE_INDEX]
-            self.label_counts += torch.bincount(labelled, minlength=self.num_classes)[: self.num_classes].float()
+            self.label_counts += torch.bincount(labelled, minlength=self.num_classes).float()
             class_weights = class_balance_weights(self.label_counts, cfg.semantic_class_balance)
         loss.update(
             label_losses(
