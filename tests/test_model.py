@@ -755,3 +755,29 @@ def test_class_balance_counts_the_labels_trained_on_and_reweighs_only_the_semant
     assert torch.isfinite(balanced["semantic"]) and float(balanced["semantic"]) != float(plain["semantic"])
     for key in ("rgb", "rgb_dynamic", "interlevel"):
         assert float(balanced[key]) == float(plain[key]), key
+
+
+def test_the_windows_of_the_first_and_last_frames_are_mirrored_only_there(tiny_scene):
+    """The semantic branch hands the attention which trajectory frames exist: at the video's ends the missing
+    tokens of renders are mirrored (``attention.mirror_at_video_ends``), so the head's input there changes with
+    the option and nowhere else, and not in training (the mirroring itself:
+    ``tests/field_components/test_flow_attention.py``)."""
+    _, pipeline = tiny_pipeline(tiny_scene)
+    model = pipeline.model
+    model.eval()
+    branch = model.dynamic
+    timeline_times = branch.timeline.times
+    unit = torch.tensor([0.1, 0.2, -0.1]).expand(3, 4, 3).clone()
+    times = torch.stack([timeline_times[0], timeline_times[len(timeline_times) // 2], timeline_times[-1]])
+    query = branch(unit, times.view(3, 1, 1).expand(3, 4, 1))
+    samples = take_samples(query, torch.arange(query.frames.numel()))
+    with torch.no_grad():
+        mirrored = branch.semantic_input(samples).view(3, 4, -1)
+        model.train()
+        in_training = branch.semantic_input(samples).view(3, 4, -1)
+        model.eval()
+        branch.attention.config.mirror_at_video_ends = False
+        empty = branch.semantic_input(samples).view(3, 4, -1)
+    assert torch.equal(mirrored[1], empty[1])
+    assert not torch.allclose(mirrored[0], empty[0]) and not torch.allclose(mirrored[2], empty[2])
+    assert torch.allclose(in_training, empty, atol=1e-6)

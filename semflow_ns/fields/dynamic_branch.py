@@ -171,7 +171,7 @@ class DynamicBranch(nn.Module):
         displacement = torch.cat(
             [points - unit[..., None, :], offsets.to(unit.dtype).expand(*token_frames.shape)[..., None]], dim=-1
         )
-        return self.attention(feats, valid, displacement)
+        return self.attention(feats, valid, displacement, exists)
 
     def head(
         self, samples: HeadSamples, fresh: Optional[Int[Tensor, "num_fresh"]] = None

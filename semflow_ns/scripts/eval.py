@@ -107,7 +107,7 @@ def load_run_videos(config: TrainerConfig) -> RunVideos:
     return RunVideos([metadata["semflow_video"].times.numpy()])
 
 
-def _scaled_eval_images(pipeline: Pipeline, scale: float) -> Any:
+def scaled_eval_images(pipeline: Pipeline, scale: float) -> Any:
     """The evaluation images of ``pipeline`` with cameras, images and labels resized by ``scale``."""
     from nerfstudio.data.utils.dataloaders import FixedIndicesEvalDataloader
 
@@ -138,7 +138,7 @@ def score_images(
     frames = datamanager.eval_dataset.metadata["semflow_frames"]  # type: ignore[attr-defined]
     rows: list[dict[str, Any]] = []
     model.eval()
-    images = datamanager.fixed_indices_eval_dataloader if scale == 1.0 else _scaled_eval_images(pipeline, scale)
+    images = datamanager.fixed_indices_eval_dataloader if scale == 1.0 else scaled_eval_images(pipeline, scale)
     for camera, batch in images:  # type: ignore[attr-defined]
         start = perf_counter()
         outputs = model.get_outputs_for_camera(camera=camera)

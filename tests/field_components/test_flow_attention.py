@@ -2,7 +2,7 @@
 
 import torch
 
-from semflow_ns.field_components.flow_attention import FlowAttention, FlowAttentionConfig
+from semflow_ns.field_components.flow_attention import FlowAttention, FlowAttentionConfig, mirror_missing
 
 
 def make(enabled: bool = True) -> FlowAttention:
@@ -64,3 +64,34 @@ def test_every_parameter_gets_a_gradient():
     attn(*inputs(4)).square().sum().backward()
     for name, param in attn.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_tokens_beyond_the_video_take_the_opposite_slot_with_negated_displacement():
+    feats, valid, disp = inputs(4)
+    exists = torch.tensor([[True, True, True], [True, True, False], [False, True, True], [True, True, True]])
+    mirrored_feats, mirrored_valid, mirrored_disp = mirror_missing(feats, valid * 0.5, disp, exists)
+    assert torch.equal(mirrored_feats[[0, 3]], feats[[0, 3]])  # whole windows untouched
+    assert torch.equal(mirrored_feats[1, 2], feats[1, 0]) and torch.equal(mirrored_disp[1, 2], -disp[1, 0])
+    assert torch.equal(mirrored_feats[2, 0], feats[2, 2]) and torch.equal(mirrored_disp[2, 0], -disp[2, 2])
+    assert torch.equal(mirrored_feats[1, :2], feats[1, :2]) and torch.equal(mirrored_disp[2, 1:], disp[2, 1:])
+    assert torch.equal(mirrored_valid, valid * 0.5)
+
+
+def test_the_last_frame_sees_the_tokens_of_an_inner_frame_moving_steadily():
+    """A point moving steadily: at the last frame, the mirrored window gives the head the tokens of a frame inside
+    the video whose next frame exists (same features at the opposite slot, same displacements); left empty (the
+    option off, or in training), it does not."""
+    feats = torch.randn(1, 3, 5)
+    valid = torch.ones(1, 3, 1)
+    step = torch.tensor([0.1, 0.0, -0.05])
+    disp = torch.cat([torch.stack([-step, torch.zeros(3), step]), torch.tensor([[-1.0], [0.0], [1.0]])], dim=-1)[None]
+    inner_feats = torch.stack([feats[0, 0], feats[0, 1], feats[0, 0]])[None]
+    for mirror, training in ((True, False), (False, False), (True, True)):
+        attn = FlowAttention(FlowAttentionConfig(d_model=8, num_heads=2, head_dim=4, mirror_at_video_ends=mirror), 5, 3)
+        attn.train(training)
+        last = torch.tensor([[True, True, False]])
+        empty = feats.clone()
+        empty[:, 2] = 0.0
+        at_last = attn(empty, valid * last[..., None], disp, last)
+        inner = attn(inner_feats, valid, disp, torch.ones(1, 3, dtype=torch.bool))
+        assert torch.allclose(at_last, inner, atol=1e-6) == (mirror and not training)

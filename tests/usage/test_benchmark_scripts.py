@@ -103,6 +103,21 @@ def test_trajectory_benchmark_scores_clicked_paths_against_the_demo_motion(train
     assert all(np.isfinite(d["spread"]) and d["spread"] >= 0 for d in depth.values())
 
 
+def test_window_ends_benchmark_scores_the_first_and_last_frames_mirrored_and_empty(
+    trained_run: Path, tmp_path: Path, run_cli
+):
+    out = tmp_path / "ends.json"
+    args = [str(trained_run), "--eval-source", "unlabelled", "--render-scale", "0.5", "--json-path", str(out)]
+    run_cli(sys.executable, str(BENCHMARKS / "benchmark_window_ends.py"), *args)
+    (row,) = json.loads(out.read_text())
+    assert row["scored_images"] == 4  # frames 4-7 of the 8-frame video: labels on its first half
+    (last,) = row["ends"]  # the only one whose window reaches past an end
+    assert last["frame"] == 7
+    for scores in (last["empty"], last["mirrored"]):
+        assert all(0.0 <= scores[key] <= 1.0 for key in ("j", "f", "jf"))
+    assert row["run_jf_change"] == pytest.approx((last["mirrored"]["jf"] - last["empty"]["jf"]) / 4)
+
+
 def test_trajectory_benchmark_spread_is_the_depth_deviation_under_the_blended_weights(monkeypatch):
     """One opaque sample has no spread; two samples of equal weight 2 m apart have a spread of 1 m."""
     import torch

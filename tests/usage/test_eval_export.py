@@ -120,7 +120,7 @@ def test_semflow_eval_renders_and_scores_at_a_smaller_scale(trained_run, tmp_pat
     assert all(0.0 <= report["results"][m] <= 1.0 for m in DAVIS) and np.isfinite(report["results"]["psnr"])
     config = yaml.load(trained_run.read_text(), Loader=yaml.Loader)
     with semflow_eval.SemanticEval(load_config=trained_run, output_path=output)._pipeline(None) as (pipeline, _):
-        camera, batch = next(iter(semflow_eval._scaled_eval_images(pipeline, 0.5)))
+        camera, batch = next(iter(semflow_eval.scaled_eval_images(pipeline, 0.5)))
         full_camera, full_batch = next(iter(pipeline.datamanager.fixed_indices_eval_dataloader))
     assert int(camera.width) == round(int(full_camera.width) * 0.5) and batch["image"].shape[1] == int(camera.width)
     assert batch["semantics"].shape[:2] == batch["image"].shape[:2]
