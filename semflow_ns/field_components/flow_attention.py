@@ -7,9 +7,9 @@ LayerNorm, and flattened into the semantic head's input. In the official code th
 never handed to the optimiser; here they are an ordinary trained submodule.
 
 At the video's ends a window reaches frames that do not exist (t+1 at the last frame, t-1 at the first). Training
-leaves their tokens empty (zero features, flagged invalid), as the paper's window does. Renders mirror them: the
-slot takes the token of the opposite slot, with its displacement negated (under constant motion, the point one
-frame ahead lies opposite the point one frame behind), so that the head sees a window like those inside the video.
+leaves their tokens empty (zero features, flagged invalid). Renders mirror them: the slot takes the token of the
+opposite slot, with its displacement negated (under constant motion, the point one frame ahead lies opposite the
+point one frame behind), so that the head sees a window like those inside the video.
 Left empty, the slot t+1 is empty only on the last frame, which labels next to the first frame never teach: with
 only the first frame labelled, the head called the whole last frame background (J below 0.02) in 6 of 18 runs on
 the shared DAVIS clips. Mirroring in training as well was tried and lowered the first-frame protocol's mean J&F
