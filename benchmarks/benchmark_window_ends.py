@@ -45,8 +45,8 @@ def score_ends(config: Path, scale: float, source: Optional[str] = None) -> dict
     """J and F of the evaluation images at the video's ends of one run, with the window's ends mirrored and empty."""
     from nerfstudio.utils.eval_utils import eval_setup
 
-    from semflow_ns.scripts.eval import frame_ids, load_run_videos, scaled_eval_images
-    from semflow_ns.scripts.runs import edited_config_file, load_run_config
+    from semflow_ns.scripts.eval import frame_ids, scaled_eval_images
+    from semflow_ns.scripts.runs import edited_config_file
 
     def set_source(trainer_config: Any) -> None:
         if source is not None:
@@ -56,7 +56,7 @@ def score_ends(config: Path, scale: float, source: Optional[str] = None) -> dict
         _, pipeline, _, _ = eval_setup(copy, test_mode="test")
     model = pipeline.model
     model.eval()
-    times = load_run_videos(load_run_config(config)).times[0]
+    times = model.timeline.times.cpu().numpy()  # the video frames the model's windows step through
     reach = model.dynamic.half_window
     images = list(scaled_eval_images(pipeline, scale))
     frames = frame_ids(pipeline.datamanager.eval_dataset.metadata["semflow_frames"], times)
