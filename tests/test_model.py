@@ -761,11 +761,15 @@ def test_the_windows_of_the_first_and_last_frames_are_mirrored_only_there(tiny_s
     """The semantic branch hands the attention which trajectory frames exist: at the video's ends the missing
     tokens of renders are mirrored (``attention.mirror_at_video_ends``), so the head's input there changes with
     the option and nowhere else, and not in training (the mirroring itself:
-    ``tests/field_components/test_flow_attention.py``)."""
+    ``tests/field_components/test_flow_attention.py``). An end frame whose labels were trained on keeps the empty
+    tokens it was trained with."""
     _, pipeline = tiny_pipeline(tiny_scene)
     model = pipeline.model
     model.eval()
     branch = model.dynamic
+    video = model.kwargs["metadata"]["semflow_video"]
+    assert branch.labelled_frames.tolist() == (video.labelled or [False] * len(video))
+    branch.labelled_frames[:] = False  # as if no frame's labels were trained on
     timeline_times = branch.timeline.times
     unit = torch.tensor([0.1, 0.2, -0.1]).expand(3, 4, 3).clone()
     times = torch.stack([timeline_times[0], timeline_times[len(timeline_times) // 2], timeline_times[-1]])
@@ -781,3 +785,8 @@ def test_the_windows_of_the_first_and_last_frames_are_mirrored_only_there(tiny_s
     assert torch.equal(mirrored[1], empty[1])
     assert not torch.allclose(mirrored[0], empty[0]) and not torch.allclose(mirrored[2], empty[2])
     assert torch.allclose(in_training, empty, atol=1e-6)
+    branch.attention.config.mirror_at_video_ends = True
+    branch.labelled_frames[0] = True  # the first frame's labels trained on (DAVIS's protocol), the last not
+    with torch.no_grad():
+        first_labelled = branch.semantic_input(samples).view(3, 4, -1)
+    assert torch.equal(first_labelled[0], empty[0]) and torch.equal(first_labelled[2], mirrored[2])

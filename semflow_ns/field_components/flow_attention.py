@@ -13,7 +13,9 @@ point one frame behind), so that the head sees a window like those inside the vi
 Left empty, the slot t+1 is empty only on the last frame, which labels next to the first frame never teach: with
 only the first frame labelled, the head called the whole last frame background (J below 0.02) in 6 of 18 runs on
 the shared DAVIS clips. Mirroring in training as well was tried and lowered the first-frame protocol's mean J&F
-(README, "Mirrored windows at the video's ends").
+(README, "Mirrored windows at the video's ends"). An end frame whose labels training used was taught with its
+empty slot, so the dynamic branch marks its slots as existing and it renders as trained (mirrored, a labelled
+first frame lost up to 0.03 J).
 """
 
 from dataclasses import dataclass
@@ -41,8 +43,9 @@ class FlowAttentionConfig:
     """Frequencies of the sinusoidal displacement encoding."""
     mirror_at_video_ends: bool = True
     """Outside training (renders, evaluation, the viewer), tokens of frames beyond the video's ends take the token
-    of the opposite slot, displacement negated; False: they stay empty (zero features, flagged invalid), as in
-    training and as in renders before 2026-12-07 (see the module docstring)."""
+    of the opposite slot, displacement negated, on end frames without training labels; False: they stay empty
+    (zero features, flagged invalid), as in training and as in renders before 2026-12-07 (see the module
+    docstring)."""
 
 
 class FlowAttention(nn.Module):

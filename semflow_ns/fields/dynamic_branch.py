@@ -102,12 +102,20 @@ class DynamicBranch(nn.Module):
         cameras: VideoCameras,
         frames: Optional[UInt8[Tensor, "num_frames H W 3"]],
         num_logits: int,
+        labelled: Optional[list[bool]] = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.normalizer = normalizer
         self.timeline = timeline
         num_frames = timeline.num_frames
+        # frames whose labels training uses: their windows keep the empty tokens they were trained with
+        trained = (
+            torch.tensor(labelled, dtype=torch.bool)
+            if labelled is not None
+            else torch.zeros(num_frames, dtype=torch.bool)
+        )
+        self.register_buffer("labelled_frames", trained, persistent=False)
         self.field = RadianceField(config.dynamic_field, time_dependent=True, num_frames=num_frames)
         self.scene_flow = SceneFlowField(config.scene_flow, num_frames=num_frames, grid_coords=normalizer.flow_coords)
         self.half_window = config.scene_flow.window // 2
@@ -171,7 +179,8 @@ class DynamicBranch(nn.Module):
         displacement = torch.cat(
             [points - unit[..., None, :], offsets.to(unit.dtype).expand(*token_frames.shape)[..., None]], dim=-1
         )
-        return self.attention(feats, valid, displacement, exists)
+        # mirrored at the video's ends only where the empty slots were not trained with labels
+        return self.attention(feats, valid, displacement, exists | self.labelled_frames[samples.frames][..., None])
 
     def head(
         self, samples: HeadSamples, fresh: Optional[Int[Tensor, "num_fresh"]] = None

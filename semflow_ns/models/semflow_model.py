@@ -155,7 +155,9 @@ class SemanticFlowModel(Model):
         self.camera_optimizer = setup_pose_refinement(cfg.camera_optimizer, approximate, video.times, video.withheld)
         self.video_cameras = VideoCameras(video.cameras, pose_correction=self.camera_optimizer)
         frames = load_frames(video.image_filenames) if cfg.semantic_source == "flow" else None
-        self.dynamic = DynamicBranch(cfg, self.normalizer, self.timeline, self.video_cameras, frames, num_logits)
+        self.dynamic = DynamicBranch(
+            cfg, self.normalizer, self.timeline, self.video_cameras, frames, num_logits, video.labelled
+        )
         self.register_load_state_dict_pre_hook(_upgrade_checkpoint_keys)
         self.static_semantic_head = SemanticHead(
             cfg.static_field.feature_dim, num_logits, cfg.semantic_hidden_dim, cfg.static_logit_bound

@@ -10,9 +10,9 @@ model's own figures cannot tell, so the guard also asks the data:
 ``rotation_ratio``
     The best explanation of the model's observations by rotation alone (every camera at one point, every
     track a direction instead of a point; one focal length and radial distortion fitted by a search, see
-    :func:`fit_rotation_only`) leaves a median residual this many times the SfM model's median reprojection
-    error. A pure rotation gives about 1.4 (the free depths of SfM absorb part of the tracks' drift), the
-    demo scene seen from a translating camera 14 or more. At least ``MIN_ROTATION_RATIO`` (2) is required:
+    :func:`fit_rotation_only`) leaves an RMS residual this many times the SfM model's RMS reprojection error
+    on the same observations. A pure rotation gives about 1.4 (the free depths of SfM absorb part of the
+    tracks' drift), the demo scene seen from a translating camera 14 or more. At least ``MIN_ROTATION_RATIO`` (2) is required:
     translation must account for at least half of what rotation leaves unexplained.
 ``median_triangulation_deg``
     Median over the model's points of the largest angle between two of its viewing rays. Depth error grows as
@@ -41,7 +41,7 @@ from semflow_ns.process.observations import model_observations
 from semflow_ns.process.rotation_only import fit_rotation
 
 MIN_ROTATION_RATIO = 2.0
-"""Least ratio of the rotation-only residual to the SfM reprojection error (median over the observations)."""
+"""Least ratio of the rotation-only residual to the SfM reprojection error (RMS over the same observations)."""
 MIN_TRIANGULATION_DEGREES = 1.0
 """Least median triangulation angle of the model's points."""
 MIN_BASELINE_RATIO = math.tan(math.radians(MIN_TRIANGULATION_DEGREES))
