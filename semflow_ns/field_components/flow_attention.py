@@ -86,7 +86,8 @@ class FlowAttention(nn.Module):
             valid: 1 where the point projects inside its frame, else 0.
             displacement: (Δx, Δy, Δz, Δt) from the current point; normalised scene units and frames.
             exists: False for slots whose frame lies beyond the video's ends (mirrored outside training, see the
-                module docstring); None: every frame exists.
+                module docstring; the dynamic branch passes True for those of end frames whose labels were
+                trained on, which keep their empty tokens); None: every frame exists.
         """
         if exists is not None and self.config.mirror_at_video_ends and not self.training:
             features, valid, displacement = mirror_missing(features, valid, displacement, exists)

@@ -12,8 +12,8 @@ model's own figures cannot tell, so the guard also asks the data:
     track a direction instead of a point; one focal length and radial distortion fitted by a search, see
     :func:`fit_rotation_only`) leaves an RMS residual this many times the SfM model's RMS reprojection error
     on the same observations. A pure rotation gives about 1.4 (the free depths of SfM absorb part of the
-    tracks' drift), the demo scene seen from a translating camera 14 or more. At least ``MIN_ROTATION_RATIO`` (2) is required:
-    translation must account for at least half of what rotation leaves unexplained.
+    tracks' drift), the demo scene seen from a translating camera 14 or more. At least ``MIN_ROTATION_RATIO``
+    (2) is required: translation must account for at least half of what rotation leaves unexplained.
 ``median_triangulation_deg``
     Median over the model's points of the largest angle between two of its viewing rays. Depth error grows as
     the pixel noise over this angle (0.5 px at a 500 px focal length and 1 degree: about 6 %); at least
