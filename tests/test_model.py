@@ -659,6 +659,23 @@ def test_two_frame_flow_loss_is_off_by_default_and_when_on_trains_the_scene_flow
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
 
 
+def test_token_consistency_is_off_by_default_and_when_on_trains_the_frame_encoder(tiny_scene):
+    """The token-consistency term appears only when its weight is set, and its gradient alone reaches the frame
+    encoder (the features it compares), not the semantic head."""
+    _, pipeline = tiny_pipeline(tiny_scene)
+    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    assert "token_consistency" not in loss_dict
+    _, pipeline = tiny_pipeline(tiny_scene, token_consistency_loss_mult=0.02)
+    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    term = loss_dict["token_consistency"]
+    assert torch.isfinite(term) and term > 0
+    term.backward()
+    branch = pipeline.model.dynamic
+    encoder = [p.grad for p in branch.aggregator.bank.encoder.parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in encoder)
+    assert all(p.grad is None or not p.grad.abs().sum() > 0 for p in branch.semantic_head.parameters())
+
+
 def test_field_scales_follow_the_frame_size_unless_given() -> None:
     from semflow_ns.models.model_config import resolve_field_resolutions
 

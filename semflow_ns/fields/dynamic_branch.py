@@ -42,6 +42,7 @@ from semflow_ns.model_components.dynamic_query import (
     split_query,
     take_samples,
 )
+from semflow_ns.model_components.losses import token_consistency_loss
 from semflow_ns.model_components.rendering import composite, expected_point, render_logits
 from semflow_ns.model_components.warping import WarpedRender, WarpedRenders
 
@@ -131,6 +132,8 @@ class DynamicBranch(nn.Module):
             head_in += self.attention.get_out_dim()
         self.semantic_head = SemanticHead(head_in, num_logits, config.semantic_hidden_dim)
         self.num_logits = num_logits
+        self.token_consistency: Optional[Tensor] = None
+        """The token-consistency loss of the last training pass of :meth:`logits` (None when off)."""
 
     # ------------------------------------------------------------------------------------------
     # the dynamic query
@@ -169,6 +172,12 @@ class DynamicBranch(nn.Module):
         """Flow feature aggregation + flow attention over the trajectory tokens (paper §3.2); ``fresh``: the frames
         whose features are computed with gradients in training (see
         :class:`~semflow_ns.field_components.frame_encoder.FrameFeatureBank`)."""
+        return self._semantic_input(samples, fresh)[0]
+
+    def _semantic_input(
+        self, samples: HeadSamples, fresh: Optional[Int[Tensor, "num_fresh"]] = None
+    ) -> tuple[Float[Tensor, "num_kept out_dim"], Float[Tensor, "num_kept window feat_dim"], Tensor]:
+        """:meth:`semantic_input`, with the frame features along each trajectory and their validity flags."""
         assert self.aggregator is not None and self.attention is not None
         unit, points = samples.unit, samples.trajectory
         if self.config.detach_trajectory_features:
@@ -180,17 +189,24 @@ class DynamicBranch(nn.Module):
             [points - unit[..., None, :], offsets.to(unit.dtype).expand(*token_frames.shape)[..., None]], dim=-1
         )
         # mirrored at the video's ends only where the empty slots were not trained with labels
-        return self.attention(feats, valid, displacement, exists | self.labelled_frames[samples.frames][..., None])
+        trained_empty = exists | self.labelled_frames[samples.frames][..., None]
+        return self.attention(feats, valid, displacement, trained_empty), feats, valid
 
     def head(
         self, samples: HeadSamples, fresh: Optional[Int[Tensor, "num_fresh"]] = None
     ) -> Float[Tensor, "num_kept num_logits"]:
         """Semantic head on gathered samples (paper §3.3)."""
+        return self._head(samples, fresh)[0]
+
+    def _head(
+        self, samples: HeadSamples, fresh: Optional[Int[Tensor, "num_fresh"]] = None
+    ) -> tuple[Float[Tensor, "num_kept num_logits"], Optional[tuple[Tensor, Tensor]]]:
+        """:meth:`head`, with the frame features along each trajectory and their validity (flow semantics)."""
         if self.config.semantic_source != "flow":
-            return self.semantic_head(samples.features)
-        flow = self.semantic_input(samples, fresh)
+            return self.semantic_head(samples.features), None
+        flow, feats, valid = self._semantic_input(samples, fresh)
         inputs = torch.cat([flow, samples.features], dim=-1) if self.config.semantic_field_features else flow
-        return self.semantic_head(inputs)
+        return self.semantic_head(inputs), (feats, valid)
 
     def logits(
         self, *requests: tuple[DynamicQuery, Tensor], fresh: Optional[Int[Tensor, "num_fresh"]] = None
@@ -210,7 +226,14 @@ class DynamicBranch(nn.Module):
         counts = [index.numel() for index in indices]
         outputs = []
         gathered = HeadSamples(*(torch.cat(parts) for parts in zip(*samples, strict=True)))
-        head_out = self.head(gathered, fresh) if sum(counts) else gathered.features.new_zeros(0, self.num_logits)
+        tokens = None
+        if sum(counts):
+            head_out, tokens = self._head(gathered, fresh)
+        else:
+            head_out = gathered.features.new_zeros(0, self.num_logits)
+        self.token_consistency = None
+        if training and self.config.token_consistency_loss_mult > 0 and tokens is not None:
+            self.token_consistency = self._token_consistency(tokens, requests[0][1])
         for (_, weights), index, part in zip(requests, indices, head_out.split(counts), strict=True):
             num_rays, num_samples = weights.shape[:2]
             logits = weights.new_zeros(num_rays * num_samples, self.num_logits)
@@ -218,6 +241,23 @@ class DynamicBranch(nn.Module):
                 logits = logits.index_put((index,), part)
             outputs.append(logits.view(num_rays, num_samples, -1))
         return outputs
+
+    def _token_consistency(
+        self, tokens: tuple[Tensor, Tensor], weights: Float[Tensor, "num_rays num_samples 1"]
+    ) -> Tensor:
+        """The token-consistency loss on the most visible semantic sample of up to ``token_consistency_rays`` rays
+        of the first request (training: its samples come first in the pass, the same number per ray, and with
+        fewer than all samples per ray the most visible first; see ``semantic_sample_index``)."""
+        feats, valid = tokens
+        num_rays, num_samples = weights.shape[:2]
+        keep = self.config.semantic_samples
+        per_ray = keep if 0 < keep < num_samples else num_samples
+        rays = torch.randperm(num_rays, device=weights.device)[: self.config.token_consistency_rays]
+        best = 0 if per_ray < num_samples else weights[rays, :, 0].detach().argmax(dim=-1)
+        rows = rays * per_ray + best
+        return token_consistency_loss(
+            feats[rows], valid[rows], self.half_window, self.config.token_consistency_temperature
+        )
 
     # ------------------------------------------------------------------------------------------
     # warped renders (training)

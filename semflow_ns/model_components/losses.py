@@ -120,3 +120,31 @@ def depth_loss(
     confidence = target[:, 1:]
     error = torch.abs(torch.log(depth.clamp(min=min_depth)) - torch.log(target[:, :1].clamp(min=min_depth)))
     return (error * confidence).sum() / confidence.sum().clamp(min=1e-6)
+
+
+def token_consistency_loss(
+    tokens: Float[Tensor, "num_points window channels"],
+    valid: Float[Tensor, "num_points window 1"],
+    centre: int,
+    temperature: float,
+) -> Tensor:
+    """Contrastive (InfoNCE) loss tying each point's frame feature at t to its features at the other frames of its
+    trajectory window, against the features of the other points (in the other direction too).
+
+    Row ``i`` holds one surface point's features looked up in the frames t-h .. t+h along its trajectory; the
+    feature at ``centre`` (frame t) must pick out the same point's feature at t+k among those of every point, and
+    back. Only pairs whose lookups are both valid take part. Cosine similarity over ``temperature``; 0 when no
+    slot has two valid pairs.
+    """
+    anchor = F.normalize(tokens[:, centre], dim=-1)
+    terms = []
+    for slot in range(tokens.shape[1]):
+        if slot == centre:
+            continue
+        ok = (valid[:, centre, 0] > 0) & (valid[:, slot, 0] > 0)
+        if int(ok.sum()) < 2:
+            continue
+        similarity = anchor[ok] @ F.normalize(tokens[ok, slot], dim=-1).T / temperature
+        target = torch.arange(similarity.shape[0], device=similarity.device)
+        terms.append(0.5 * (F.cross_entropy(similarity, target) + F.cross_entropy(similarity.T, target)))
+    return torch.stack(terms).mean() if terms else tokens.sum() * 0.0

@@ -175,6 +175,17 @@ class SemanticFlowModelConfig(ModelConfig):
     weighs as much in total). A DAVIS object covers 2-10 % of a frame, and far from its labelled frame the
     model mostly misses parts of it; but 0.5 lowered the six-clip tracking-first mean (seed 0: 0.632 against
     0.673), gaining on kite-surf and losing blackswan (README, "Classes weighed by their rarity")."""
+    token_consistency_loss_mult: float = 0.0
+    """Contrastive loss on the frame features along the trajectories (flow semantics): the feature of a ray's
+    surface point in its own frame must pick out the same point's features in the neighbouring frames of its
+    window among those of the other rays of the batch (InfoNCE, both ways,
+    :func:`~semflow_ns.model_components.losses.token_consistency_loss`). It asks the frame encoder for features
+    that stay the same along the motion over the whole video, labelled or not, so that what the semantic head
+    learnt on the labelled frames holds on the others. Not in the paper. 0 = off."""
+    token_consistency_temperature: float = 0.1
+    """Temperature of ``token_consistency_loss_mult``'s cosine similarities."""
+    token_consistency_rays: int = 512
+    """Rays (their most visible semantic sample each) taking part in ``token_consistency_loss_mult`` per step."""
     flow_label_loss_mult: float = 1.0
     """Labels carried along the optical flow into frames without labels
     (:mod:`~semflow_ns.data.datasets.flow_labels`), trained like labels (the full, dynamic and static renders,

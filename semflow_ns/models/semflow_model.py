@@ -336,6 +336,8 @@ class SemanticFlowModel(Model):
         outputs["ray_samples_list"] = ray_samples_list + [ray_samples]
         outputs["warped"] = self.dynamic.warped_renders(warped, query, weights.dynamic, warped_logits)
         outputs["flow_regularisers"] = FlowRegularisers(query.flow, weights.dynamic, dynamic.blend)
+        if self.dynamic.token_consistency is not None:
+            outputs["token_consistency"] = self.dynamic.token_consistency
         if self.config.static_optical_flow_loss_mult > 0:  # the static surface, for its flow loss
             outputs["static_surface"], outputs["static_surface_valid"] = expected_point(
                 weights.static, positions, min_accumulation
@@ -427,6 +429,8 @@ class SemanticFlowModel(Model):
                     batch,
                 )
             )
+        if "token_consistency" in outputs:
+            loss["token_consistency"] = cfg.token_consistency_loss_mult * outputs["token_consistency"]
         if "depth" in batch:  # the scene measures depth (SfM points, depth maps)
             loss["depth"] = cfg.depth_loss_mult * losses.depth_loss(outputs["z_depth"], batch["depth"].to(self.device))
         regularisers = outputs["flow_regularisers"]

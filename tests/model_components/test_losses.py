@@ -100,3 +100,24 @@ def test_weighted_semantic_cross_entropy_counts_a_full_weight_ray_as_a_label_and
     assert logits.grad is not None and logits.grad[1:].abs().sum() == 0
     masked = losses.semantic_cross_entropy(logits, labels, torch.tensor([[1.0], [0.0], [1.0], [0.0]]), ones)
     assert torch.isclose(masked, ce_first)
+
+
+def test_token_consistency_is_low_when_each_point_keeps_its_features_and_ignores_invalid_lookups():
+    """Features that stay with their point along the window score far lower than the same features shuffled among
+    the points; a slot whose lookup is invalid takes no part, and no valid pair gives zero."""
+    torch.manual_seed(0)
+    point = torch.randn(32, 1, 8)
+    tokens = point.expand(32, 3, 8) + 0.01 * torch.randn(32, 3, 8)
+    valid = torch.ones(32, 3, 1)
+    kept = losses.token_consistency_loss(tokens, valid, centre=1, temperature=0.1)
+    shuffled = tokens.clone()
+    shuffled[:, 2] = tokens[torch.randperm(32), 2]
+    assert kept < 0.2 and losses.token_consistency_loss(shuffled, valid, centre=1, temperature=0.1) > 10 * kept
+    valid_next_off = valid.clone()
+    valid_next_off[:, 2] = 0.0
+    assert math.isclose(
+        float(losses.token_consistency_loss(shuffled, valid_next_off, centre=1, temperature=0.1)),
+        float(losses.token_consistency_loss(tokens[:, :2], valid[:, :2], centre=1, temperature=0.1)),
+        rel_tol=1e-5,
+    )
+    assert losses.token_consistency_loss(tokens, torch.zeros(32, 3, 1), centre=1, temperature=0.1) == 0
