@@ -189,8 +189,8 @@ class DynamicBranch(nn.Module):
             [points - unit[..., None, :], offsets.to(unit.dtype).expand(*token_frames.shape)[..., None]], dim=-1
         )
         # mirrored at the video's ends only where the empty slots were not trained with labels
-        trained_empty = exists | self.labelled_frames[samples.frames][..., None]
-        return self.attention(feats, valid, displacement, trained_empty), feats, valid
+        not_mirrored = exists | self.labelled_frames[samples.frames][..., None]
+        return self.attention(feats, valid, displacement, not_mirrored), feats, valid
 
     def head(
         self, samples: HeadSamples, fresh: Optional[Int[Tensor, "num_fresh"]] = None

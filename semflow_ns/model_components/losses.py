@@ -137,11 +137,12 @@ def token_consistency_loss(
     slot has two valid pairs.
     """
     anchor = F.normalize(tokens[:, centre], dim=-1)
+    anchor_valid = valid[:, centre, 0] > 0
     terms = []
     for slot in range(tokens.shape[1]):
         if slot == centre:
             continue
-        ok = (valid[:, centre, 0] > 0) & (valid[:, slot, 0] > 0)
+        ok = anchor_valid & (valid[:, slot, 0] > 0)
         if int(ok.sum()) < 2:
             continue
         similarity = anchor[ok] @ F.normalize(tokens[ok, slot], dim=-1).T / temperature
