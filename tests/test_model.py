@@ -522,6 +522,8 @@ def test_the_default_model_follows_which_frames_have_labels(
     assert model.config.semantic_field_features is field_features
     assert config.pipeline.model.static_semantics_from_moving is None  # left to the data
     assert model.config.static_semantics_from_moving is field_features  # the same rule: False only when partial
+    assert config.pipeline.model.token_consistency_loss_mult is None  # left to the data: on only when partial
+    assert model.config.token_consistency_loss_mult == (0.0 if field_features else 0.02)
     head_in = model.dynamic.semantic_head.mlp.layers[0].in_features
     flow_only = model.dynamic.attention.get_out_dim()
     assert head_in == flow_only + (model.config.dynamic_field.feature_dim if field_features else 0)
@@ -659,13 +661,16 @@ def test_two_frame_flow_loss_is_off_by_default_and_when_on_trains_the_scene_flow
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
 
 
-def test_token_consistency_is_off_by_default_and_when_on_trains_the_frame_encoder(tiny_scene):
-    """The token-consistency term appears only when its weight is set, and its gradient alone reaches the frame
-    encoder (the features it compares), not the semantic head."""
-    _, pipeline = tiny_pipeline(tiny_scene)
+def test_token_consistency_trains_the_frame_encoder_by_default_only_with_partial_labels(tiny_scene):
+    """The token-consistency term appears by default only when some frames have no labels (or when its weight is
+    set), and its gradient alone reaches the frame encoder (the features it compares), not the semantic head."""
+    _, pipeline = tiny_pipeline(tiny_scene)  # every frame labelled
     _, loss_dict, _ = pipeline.get_train_loss_dict(0)
     assert "token_consistency" not in loss_dict
     _, pipeline = tiny_pipeline(tiny_scene, token_consistency_loss_mult=0.02)
+    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    assert "token_consistency" in loss_dict  # set: on with every frame labelled too
+    _, pipeline = tiny_pipeline(tiny_scene, dataparser={"label_frames": "first:1"})
     _, loss_dict, _ = pipeline.get_train_loss_dict(0)
     term = loss_dict["token_consistency"]
     assert torch.isfinite(term) and term > 0

@@ -175,13 +175,15 @@ class SemanticFlowModelConfig(ModelConfig):
     weighs as much in total). A DAVIS object covers 2-10 % of a frame, and far from its labelled frame the
     model mostly misses parts of it; but 0.5 lowered the six-clip tracking-first mean (seed 0: 0.632 against
     0.673), gaining on kite-surf and losing blackswan (README, "Classes weighed by their rarity")."""
-    token_consistency_loss_mult: float = 0.0
+    token_consistency_loss_mult: Optional[float] = None
     """Contrastive loss on the frame features along the trajectories (flow semantics): the feature of a ray's
     surface point in its own frame must pick out the same point's features in the neighbouring frames of its
     window among those of the other rays of the batch (InfoNCE, both ways,
     :func:`~semflow_ns.model_components.losses.token_consistency_loss`). It asks the frame encoder for features
     that stay the same along the motion over the whole video, labelled or not, so that what the semantic head
-    learnt on the labelled frames holds on the others. Not in the paper. 0 = off."""
+    learnt on the labelled frames holds on the others. Not in the paper. 0 = off; None (default):
+    :data:`PARTIAL_LABEL_TOKEN_CONSISTENCY` when some video frames have training labels and some do not, else 0
+    (:func:`resolve_label_defaults`)."""
     token_consistency_temperature: float = 0.1
     """Temperature of ``token_consistency_loss_mult``'s cosine similarities."""
     token_consistency_rays: int = 512
@@ -294,6 +296,9 @@ def resolve_field_resolutions(
     return dataclasses.replace(config, **resolved) if resolved else config
 
 
+PARTIAL_LABEL_TOKEN_CONSISTENCY = 0.02
+"""Token-consistency weight on scenes with frames without training labels, when the option is left to the data
+(README, "Frame features that stay with the point")."""
 PARTIAL_LABEL_PROPAGATION = 0.3
 """Label propagation weight on scenes with frames without training labels, for configs that leave it to the data
 (None: the default before 2026-12-06, with neither gate)."""
@@ -317,7 +322,8 @@ def resolve_label_defaults(config: SemanticFlowModelConfig, labelled: Optional[l
     """``config`` with the options left to the data (None) decided by which video frames keep training labels.
 
     With labels on some frames only (a label subset, a video labelled on a few frames) the default model has a
-    dynamic semantic head that sees the flow features only and a static head held fixed on moving pixels (and a
+    dynamic semantic head that sees the flow features only, frame features held to their point along the
+    trajectories (token consistency) and a static head held fixed on moving pixels (and a
     config saved with label propagation left to the data gets :data:`PARTIAL_LABEL_PROPAGATION`, outward from the
     labelled frames). Label propagation, when on, runs only with partial labels within
     ``semantic_propagation_max_labelled_fraction`` (:func:`over_label_limit`). With every frame labelled (or
@@ -335,4 +341,6 @@ def resolve_label_defaults(config: SemanticFlowModelConfig, labelled: Optional[l
         resolved["semantic_field_features"] = not partial
     if config.static_semantics_from_moving is None:
         resolved["static_semantics_from_moving"] = not partial
+    if config.token_consistency_loss_mult is None:
+        resolved["token_consistency_loss_mult"] = PARTIAL_LABEL_TOKEN_CONSISTENCY if partial else 0.0
     return dataclasses.replace(config, **resolved) if resolved else config
