@@ -232,7 +232,7 @@ class DynamicBranch(nn.Module):
         else:
             head_out = gathered.features.new_zeros(0, self.num_logits)
         self.token_consistency = None
-        if training and (self.config.token_consistency_loss_mult or 0.0) > 0 and tokens is not None:
+        if training and self.config.token_consistency_loss_mult > 0 and tokens is not None:
             self.token_consistency = self._token_consistency(tokens, requests[0][1])
         for (_, weights), index, part in zip(requests, indices, head_out.split(counts), strict=True):
             num_rays, num_samples = weights.shape[:2]
