@@ -523,7 +523,7 @@ def test_the_default_model_follows_which_frames_have_labels(
     assert config.pipeline.model.static_semantics_from_moving is None  # left to the data
     assert model.config.static_semantics_from_moving is field_features  # the same rule: False only when partial
     assert config.pipeline.model.token_consistency_loss_mult is None  # left to the data: on only when partial
-    assert model.config.token_consistency_loss_mult == (0.0 if field_features else 0.02)
+    assert model.config.token_consistency_loss_mult == (0.0 if field_features else 0.01)
     head_in = model.dynamic.semantic_head.mlp.layers[0].in_features
     flow_only = model.dynamic.attention.get_out_dim()
     assert head_in == flow_only + (model.config.dynamic_field.feature_dim if field_features else 0)

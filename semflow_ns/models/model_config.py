@@ -296,7 +296,7 @@ def resolve_field_resolutions(
     return dataclasses.replace(config, **resolved) if resolved else config
 
 
-PARTIAL_LABEL_TOKEN_CONSISTENCY = 0.02
+PARTIAL_LABEL_TOKEN_CONSISTENCY = 0.01
 """Token-consistency weight on scenes with frames without training labels, when the option is left to the data
 (README, "Frame features that stay with the point")."""
 PARTIAL_LABEL_PROPAGATION = 0.3

@@ -121,6 +121,13 @@ def ensure_demo_scene(
     try:
         staging.chmod(0o755)
         generate_demo_scene(staging, config, progress=progress)
+        # Another process (e.g. a second benchmark started at the same time) may have put a demo there meanwhile.
+        status = demo_status(path, config)
+        if status is DemoStatus.CURRENT and not overwrite:
+            shutil.rmtree(staging)
+            return path
+        if status is DemoStatus.FOREIGN:
+            raise FileExistsError(_foreign_message(path))
         if path.exists() and status is DemoStatus.MISSING:
             path.rmdir()
         elif path.exists():

@@ -233,6 +233,27 @@ def test_interrupted_generation_leaves_nothing_behind(tmp_path: Path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_demo_written_by_another_process_during_generation_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes asking for a missing demo at once: the one that finishes second keeps the first one's."""
+    path = tmp_path / "demo"
+    generate = demo_cache.generate_demo_scene
+    first: dict[str, int] = {}
+
+    def generate_while_another_process_finishes(staging: Path, *args: object, **kwargs: object) -> None:
+        generate(staging, *args, **kwargs)
+        monkeypatch.setattr(demo_cache, "generate_demo_scene", generate)
+        ensure_demo_scene(path, TINY, progress=False)  # the other process, done first
+        first["stamp"] = (path / SCENE_FILE).stat().st_mtime_ns
+
+    monkeypatch.setattr(demo_cache, "generate_demo_scene", generate_while_another_process_finishes)
+    assert ensure_demo_scene(path, TINY, progress=False) == path
+    assert demo_status(path, TINY) is DemoStatus.CURRENT
+    assert (path / SCENE_FILE).stat().st_mtime_ns == first["stamp"]  # the first demo, not replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging folder left behind
+
+
 def test_outdated_demo_with_user_files_is_kept_aside(tmp_path: Path) -> None:
     path = ensure_demo_scene(tmp_path / "demo", TINY, progress=False)
     (path / "my_results.txt").write_text("precious")
