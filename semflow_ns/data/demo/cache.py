@@ -75,6 +75,14 @@ def _foreign_message(path: Path) -> str:
     )
 
 
+def _checked_status(path: Path, config: DemoSceneConfig) -> DemoStatus:
+    """``demo_status`` of ``path``; a folder that is not a demo scene raises FileExistsError (it is left untouched)."""
+    status = demo_status(path, config)
+    if status is DemoStatus.FOREIGN:
+        raise FileExistsError(_foreign_message(path))
+    return status
+
+
 def _retire(path: Path, console: Console) -> None:
     """Moves an outdated demo aside; deletes it if it holds only demo files, else keeps it and says where."""
     aside = path.with_name(f".{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
@@ -109,9 +117,7 @@ def ensure_demo_scene(
     config = config if config is not None else DemoSceneConfig()
     config.validate()
     path = Path(path).expanduser().absolute()
-    status = demo_status(path, config)
-    if status is DemoStatus.FOREIGN:
-        raise FileExistsError(_foreign_message(path))
+    status = _checked_status(path, config)
     if status is DemoStatus.CURRENT and not overwrite:
         return path
     console = Console(quiet=not progress)
@@ -122,12 +128,10 @@ def ensure_demo_scene(
         staging.chmod(0o755)
         generate_demo_scene(staging, config, progress=progress)
         # Another process (e.g. a second benchmark started at the same time) may have put a demo there meanwhile.
-        status = demo_status(path, config)
+        status = _checked_status(path, config)
         if status is DemoStatus.CURRENT and not overwrite:
             shutil.rmtree(staging)
             return path
-        if status is DemoStatus.FOREIGN:
-            raise FileExistsError(_foreign_message(path))
         if path.exists() and status is DemoStatus.MISSING:
             path.rmdir()
         elif path.exists():
