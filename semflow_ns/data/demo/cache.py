@@ -93,6 +93,15 @@ def _retire(path: Path, console: Console) -> None:
         console.print(f"[yellow]The previous demo folder held extra files; it was moved to {aside}[/yellow]")
 
 
+def _move_into_place(staging: Path, path: Path, status: DemoStatus, console: Console) -> None:
+    """Renames the finished ``staging`` folder to ``path``, first removing an empty folder or retiring an old demo."""
+    if path.exists() and status is DemoStatus.MISSING:
+        path.rmdir()
+    elif path.exists():
+        _retire(path, console)
+    staging.rename(path)
+
+
 def ensure_demo_scene(
     path: Path, config: DemoSceneConfig | None = None, progress: bool = True, overwrite: bool = False
 ) -> Path:
@@ -100,7 +109,8 @@ def ensure_demo_scene(
 
     An up-to-date demo in ``path`` is reused as is. A missing or empty folder is generated; an outdated demo
     (another ``DEMO_VERSION`` or configuration) is replaced. Generation happens in a hidden sibling folder that
-    is renamed into place when complete.
+    is renamed into place when complete; when another process has put an up-to-date demo there meanwhile (two
+    commands started together), that demo is kept and this one discarded.
 
     Args:
         path: the scene folder.
@@ -132,11 +142,13 @@ def ensure_demo_scene(
         if status is DemoStatus.CURRENT and not overwrite:
             shutil.rmtree(staging)
             return path
-        if path.exists() and status is DemoStatus.MISSING:
-            path.rmdir()
-        elif path.exists():
-            _retire(path, console)
-        staging.rename(path)
+        try:
+            _move_into_place(staging, path, status, console)
+        except OSError:
+            # the other process moved its demo into place between that check and this rename: keep its demo
+            if overwrite or _checked_status(path, config) is not DemoStatus.CURRENT:
+                raise
+            shutil.rmtree(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

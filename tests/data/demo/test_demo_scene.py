@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from rich.console import Console
 
 from semflow_ns.data.demo import (
     DEMO_VERSION,
@@ -252,6 +253,28 @@ def test_a_demo_written_by_another_process_during_generation_is_kept(
     assert demo_status(path, TINY) is DemoStatus.CURRENT
     assert (path / SCENE_FILE).stat().st_mtime_ns == first["stamp"]  # the first demo, not replaced
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging folder left behind
+
+
+def test_a_demo_moved_into_place_between_the_last_check_and_the_rename_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The narrower race: the other process renames its demo into place after this one checked the folder
+    (still missing) and before this one renames: that rename fails, and the other process's demo is kept."""
+    path = tmp_path / "demo"
+    move = demo_cache._move_into_place
+    first: dict[str, int] = {}
+
+    def another_process_wins_the_rename(staging: Path, *args: object) -> None:
+        monkeypatch.setattr(demo_cache, "_move_into_place", move)
+        ensure_demo_scene(path, TINY, progress=False)  # the other process, done just before this rename
+        first["stamp"] = (path / SCENE_FILE).stat().st_mtime_ns
+        move(staging, path, DemoStatus.MISSING, Console(quiet=True))  # the status this process checked
+
+    monkeypatch.setattr(demo_cache, "_move_into_place", another_process_wins_the_rename)
+    assert ensure_demo_scene(path, TINY, progress=False) == path
+    assert demo_status(path, TINY) is DemoStatus.CURRENT
+    assert (path / SCENE_FILE).stat().st_mtime_ns == first["stamp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
 
 def test_outdated_demo_with_user_files_is_kept_aside(tmp_path: Path) -> None:
